@@ -1,0 +1,1 @@
+"""Data layer: built-in and user datasets -> validated splits -> batches."""

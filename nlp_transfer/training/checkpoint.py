@@ -1,0 +1,85 @@
+"""Resumable checkpoints, written atomically and pruned to the last K.
+
+A checkpoint is Accelerate's saved state (model, optimizer, scheduler, RNG) plus our loop state, in
+`checkpoints/step-N`. It is first written to a hidden temporary directory and renamed into place,
+so a run killed while saving leaves the previous checkpoint intact, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file, save_file
+
+from nlp_transfer.errors import CheckpointError
+
+STATE_FILE = "loop_state.json"
+BEST_FILE = "best_trainable.safetensors"
+
+
+@dataclass
+class LoopState:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # current epoch
+    batches_in_epoch: int = 0  # batches of the current epoch already trained on (this process)
+    best_metric: float | None = None
+    best_step: int = 0
+    evals_without_improvement: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def checkpoint_dirs(root: Path) -> list[Path]:
+    """Finished checkpoints, oldest first (temporary ones are skipped)."""
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).exists()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def save(
+    accelerator: Accelerator, root: Path, state: LoopState, keep: int, best: dict[str, torch.Tensor] | None = None
+) -> Path:
+    """Every rank calls this. `best` (the best weights so far, trainable ones only) rides along."""
+    final = root / f"step-{state.step}"
+    tmp = root / f".tmp-step-{state.step}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))  # collective under DeepSpeed/FSDP: every rank calls it
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if best:
+            save_file(best, str(tmp / BEST_FILE))
+        (tmp / STATE_FILE).write_text(json.dumps(asdict(state), indent=1))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        for old in checkpoint_dirs(root)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_latest(accelerator: Accelerator, root: Path) -> tuple[LoopState, dict[str, torch.Tensor] | None] | None:
+    found = checkpoint_dirs(root)
+    if not found:
+        return None
+    latest = found[-1]
+    try:
+        state = LoopState(**json.loads((latest / STATE_FILE).read_text()))
+        accelerator.load_state(str(latest))
+        best = load_file(str(latest / BEST_FILE)) if (latest / BEST_FILE).exists() else None
+    except Exception as e:
+        raise CheckpointError(
+            f"checkpoint {latest} is unreadable ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            f"delete it to resume from the one before, or start over without --resume"
+        ) from None
+    return state, best

@@ -1,0 +1,155 @@
+"""Model cards: Hub-readable metadata carrying the run's own numbers, and honest, loadable text."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from hub_standin import make_output_dir
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from nlp_transfer.card import render_card, write_card
+from nlp_transfer.errors import CheckpointError
+
+
+def split_card(text: str) -> tuple[dict, str]:
+    match = re.match(r"^---\n(.*?)\n---\n(.*)$", text, re.S)
+    assert match, "card must start with a YAML front matter block"
+    return yaml.safe_load(match.group(1)), match.group(2)
+
+
+def python_blocks(body: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", body, re.S)
+
+
+def test_front_matter_parses_and_carries_test_metrics(tmp_path: Path) -> None:
+    out = make_output_dir(tmp_path / "run")
+    meta, _ = split_card(render_card(out, repo_id="tester/minilm-rt-lora"))
+
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta["library_name"] == "peft"
+    assert meta["pipeline_tag"] == "text-classification"
+    assert meta["license"] == "apache-2.0"
+    assert {"nlp-transfer", "lora", "peft"} <= set(meta["tags"])
+    assert "datasets" not in meta  # the built-in corpus is not the Hub's rotten_tomatoes dataset
+
+    results = model_index_to_eval_results(meta["model-index"])[1]  # the Hub library's own parser
+    got = {(r.metric_type, r.metric_name): r.metric_value for r in results}
+    test = json.loads((out / "metrics.json").read_text())["test"]
+    assert got == {("accuracy", "Accuracy"): test["accuracy"], ("f1", "Macro F1"): test["macro_f1"]}
+    assert {(r.task_type, r.dataset_type, r.dataset_split) for r in results} == {
+        ("text-classification", "rotten_tomatoes", "test")
+    }
+    assert ModelCard(render_card(out)).data.to_dict()["library_name"] == "peft"
+
+
+def test_body_has_the_sections_and_numbers(tmp_path: Path) -> None:
+    out = make_output_dir(tmp_path / "run")
+    _, body = split_card(render_card(out, repo_id="tester/minilm-rt-lora"))
+    for heading in ("What it is", "Training data", "Results", "Training time and hardware", "Limitations"):
+        assert f"## {heading}" in body
+    assert "74,498 of 22,788,866 (0.33%)" in body
+    assert "| Accuracy | 0.8113 | 0.8201 |" in body
+    assert "| true `rotten` | 391 | 137 |" in body
+    assert "7 min 24 s" in body and "CPU, 2 threads" in body
+    assert "```yaml\n" in body and "lr: 0.0005" in body
+    assert "movie-review snippets" in body and "Sarcasm" in body
+    assert 'load_predictor("tester/minilm-rt-lora")' in body
+    assert "PeftModel.from_pretrained(base" in body
+    for block in python_blocks(body):
+        compile(block, "card-snippet", "exec")  # the snippets are at least valid Python
+
+
+def test_full_model_summarisation_card(tmp_path: Path) -> None:
+    out = make_output_dir(
+        tmp_path / "run",
+        task="summarisation",
+        method="full",
+        is_peft=False,
+        base_model_hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        dataset="wiki_lead",
+    )
+    meta, body = split_card(render_card(out))
+    assert meta["library_name"] == "transformers"
+    assert meta["pipeline_tag"] == "summarization"
+    assert meta["base_model_relation"] == "finetune"
+    metrics = meta["model-index"][0]["results"][0]["metrics"]
+    assert [(m["name"], m["value"]) for m in metrics] == [
+        ("ROUGE-1", 0.286),
+        ("ROUGE-2", 0.092),
+        ("ROUGE-L", 0.226),
+    ]
+    assert "zero-shot base (test)" in body  # the untuned baseline sits beside the tuned numbers
+    assert "Examples per split: test 23" in body
+    assert "2000s Wikipedia" in body and "invent facts" in body and "repetition" in body
+    assert "PeftModel" not in body and 'pipeline("summarization"' in body
+
+
+def test_minimal_run_renders_without_optional_files(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "nlp_transfer.json").write_text(
+        json.dumps({"task": "causal_lm", "method": "ia3", "is_peft": True})
+    )
+    meta, body = split_card(render_card(out, license="mit"))
+    assert meta["license"] == "mit"
+    assert "model-index" not in meta and "base_model" not in meta
+    assert "## Results" not in body and "## Training configuration" not in body
+    assert "not recorded" in body and "(IA)³" in body
+
+
+def test_card_leaks_no_secrets_or_local_paths(tmp_path: Path) -> None:
+    out = make_output_dir(tmp_path / "run", base_model_hub_id=None, dataset="/home/alice/data/reviews")
+    meta_path = out / "nlp_transfer.json"
+    meta = json.loads(meta_path.read_text())
+    meta["base_model"] = "/home/alice/private-models/minilm-v7"
+    meta_path.write_text(json.dumps(meta))
+    (out / "run_config.yaml").write_text(
+        "hub_token: hf_shouldNeverAppear123456\ndata_dir: /home/alice/data\n"
+    )
+    text = render_card(out)
+    assert "hf_shouldNeverAppear" not in text and "hub_token" not in text
+    assert "/home/alice" not in text
+    assert "minilm-v7 (local checkpoint)" in text and "reviews (local data)" in text
+    front, _ = split_card(text)
+    assert "datasets" not in front and "base_model" not in front
+    assert front["model-index"][0]["name"] == "minilm-v7-reviews-lora"
+
+
+def test_hub_dataset_is_linked_and_counts_stay_out_of_model_index(tmp_path: Path) -> None:
+    out = make_output_dir(tmp_path / "run", dataset="stanfordnlp/imdb")
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["test"].update({"examples": 1276, "loss": 0.41, "eval_time_s": 2.5})
+    metrics["validation"].update({"step": 36, "epoch": 2})
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    front, body = split_card(render_card(out))
+    assert front["datasets"] == ["stanfordnlp/imdb"]
+    types = [m["type"] for m in front["model-index"][0]["results"][0]["metrics"]]
+    assert types == ["accuracy", "f1", "loss"]
+    assert "| step |" not in body and "Examples per split: test 1,276" in body
+
+
+def test_topic_classifier_gets_no_sentiment_caveats(tmp_path: Path) -> None:
+    out = make_output_dir(tmp_path / "run", dataset="ag_news")
+    meta = json.loads((out / "nlp_transfer.json").read_text())
+    meta["labels"] = ["world", "sports", "business", "sci/tech"]
+    (out / "nlp_transfer.json").write_text(json.dumps(meta))
+    _, body = split_card(render_card(out))
+    assert "Sarcasm" not in body and "fit none of the labels" in body
+
+
+def test_write_card_is_atomic_and_matches_render(tmp_path: Path) -> None:
+    out = make_output_dir(tmp_path / "run", with_clutter=False)
+    path = write_card(out, repo_id="tester/x")
+    assert path == out / "README.md"
+    assert path.read_text() == render_card(out, repo_id="tester/x")
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_not_an_output_dir(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nlp_transfer.json is missing"):
+        render_card(tmp_path)
