@@ -51,6 +51,9 @@ def _load_files(files: dict[str, str]) -> datasets.DatasetDict:
     try:
         return datasets.load_dataset(kind, data_files=files, **extra)
     except Exception as e:  # datasets raises many types for unreadable files
+        for split, f in files.items():
+            if Path(f).suffix in (".csv", ".tsv", ".jsonl") and len(Path(f).read_bytes().strip().splitlines()) <= (Path(f).suffix != ".jsonl"):
+                raise DataError(f"the {split} split is empty: {f} holds no rows") from None
         raise DataError(f"could not read {', '.join(files.values())}: {type(e).__name__}: {e}".splitlines()[0]) from None
 
 
@@ -88,6 +91,19 @@ def load_source(name: str, seed: int) -> datasets.DatasetDict:
     if "/" in name or "." in name:
         raise DataError(f"dataset file or directory not found: {name}")
     raise DataError(f"unknown dataset {name!r}{closest(name, list(BUILTIN))} (built-ins: {', '.join(BUILTIN)})")
+
+
+def select_splits(data: datasets.DatasetDict, train: str, validation: str | None, test: str | None) -> datasets.DatasetDict:
+    """The configured splits present in `data`, renamed train/validation/test (train first)."""
+    if train not in data:
+        raise DataError(f"no split {train!r} in the dataset; it has {', '.join(data)}{closest(train, list(data))}")
+    out = {"train": data[train]}
+    for role, split in (("validation", validation), ("test", test)):
+        if split is not None and split in data:
+            out[role] = data[split]
+        elif split is not None and split != role:
+            raise DataError(f"no split {split!r} in the dataset; it has {', '.join(data)}{closest(split, list(data))}")
+    return datasets.DatasetDict(out)
 
 
 def ensure_splits(

@@ -69,7 +69,7 @@ def classification(
     """Validated splits with columns `text` and `label` (int ids), and the label names in id order."""
     require_columns(data, [text_column, label_column])
     require_text(data, text_column)
-    names = _label_names(data["train"], label_column, labels)
+    names = _label_names(data["train"] if "train" in data else next(iter(data.values())), label_column, labels)
     if len(names) < 2:
         raise DataError(f"classification needs at least 2 labels; column {label_column!r} has only {names}")
     out = {}
@@ -79,7 +79,7 @@ def classification(
             raise DataError(f"the {split} split's label names {ds.features[label_column].names} differ from train's {names}")
         ids = [_to_index(v, names, split, i, label_column, is_classlabel) for i, v in enumerate(ds[label_column])]
         out[split] = datasets.Dataset.from_dict({"text": ds[text_column], "label": ids})
-    seen = set(out["train"]["label"])
+    seen = set(out["train"]["label"]) if "train" in out else set(range(len(names)))
     if len(seen) < 2:
         raise DataError(f"the train split holds a single class ({names[seen.pop()]}); nothing to learn")
     return datasets.DatasetDict(out), names

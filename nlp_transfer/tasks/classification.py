@@ -42,9 +42,10 @@ class ClassificationTask:
 
     def load_data(self) -> datasets.DatasetDict:
         cfg = self.cfg
-        raw = sources.load_source(cfg.dataset, cfg.seed)
-        raw = sources.ensure_splits(raw, cfg.train_split, cfg.validation_split, cfg.test_split, cfg.seed)
+        raw = sources.select_splits(sources.load_source(cfg.dataset, cfg.seed), cfg.train_split, cfg.validation_split, cfg.test_split)
+        # validate before carving held-out splits, so error row numbers are the file's own
         data, self.labels = validate.classification(raw, cfg.text_column, cfg.label_column, cfg.labels)
+        data = sources.ensure_splits(data, "train", cfg.validation_split and "validation", cfg.test_split and "test", cfg.seed)
         if cfg.max_train_samples:
             data["train"] = data["train"].select(range(min(cfg.max_train_samples, len(data["train"]))))
         if cfg.max_eval_samples:
