@@ -8,7 +8,7 @@ ARGS ?=
 
 .PHONY: train test test-fast lint
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml scripts/setup.sh scripts/setup_browser.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 

