@@ -63,7 +63,14 @@ def run_trainer(method: str, bf16: bool, args: argparse.Namespace, out: Path) ->
     """The plain HF Trainer with its defaults (what an example script does)."""
     import numpy as np
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     from nlp_transfer.catalog import resolve_model
     from nlp_transfer.data import rotten_tomatoes
@@ -74,12 +81,23 @@ def run_trainer(method: str, bf16: bool, args: argparse.Namespace, out: Path) ->
     data = rotten_tomatoes.load(seed=42)
     if args.max_train_samples:
         data["train"] = data["train"].select(range(args.max_train_samples))
-    data = data.map(lambda b: tok(b["text"], truncation=True, max_length=128), batched=True, remove_columns=["text"])
+    data = data.map(
+        lambda b: tok(b["text"], truncation=True, max_length=128), batched=True, remove_columns=["text"]
+    )
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
     if method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "key", "value", "dense"]))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type=TaskType.SEQ_CLS,
+                r=8,
+                lora_alpha=16,
+                lora_dropout=0.1,
+                target_modules=["query", "key", "value", "dense"],
+            ),
+        )
     elif method == "frozen":
         for name, p in model.named_parameters():
             p.requires_grad = not name.startswith("bert.") or name.startswith("bert.pooler")
@@ -88,7 +106,9 @@ def run_trainer(method: str, bf16: bool, args: argparse.Namespace, out: Path) ->
         learning_rate=LR[method], seed=args.seed, bf16=bf16, use_cpu=True, report_to=[], save_strategy="no", eval_strategy="no",
         logging_steps=50, warmup_steps=0.06, weight_decay=0.01, dataloader_num_workers=0,
     )  # fmt: skip
-    trainer = Trainer(model=model, args=targs, train_dataset=data["train"], data_collator=DataCollatorWithPadding(tok))
+    trainer = Trainer(
+        model=model, args=targs, train_dataset=data["train"], data_collator=DataCollatorWithPadding(tok)
+    )
     start = time.perf_counter()
     trainer.train()
     elapsed = time.perf_counter() - start
@@ -118,7 +138,9 @@ def one(kind: str, method: str, args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--methods", nargs="+", default=["full", "lora"], choices=list(LR))
     parser.add_argument("--contenders", nargs="+", default=["recipe", "trainer", "trainer_bf16"])
     parser.add_argument("--epochs", type=float, default=2)
@@ -135,13 +157,21 @@ def main() -> None:
         return
 
     peak = {d: matmul_peak(d) for d in ("fp32", "bf16")}
-    from nlp_transfer.catalog import resolve_model
     from transformers import AutoModel
+
+    from nlp_transfer.catalog import resolve_model
 
     base = AutoModel.from_pretrained(resolve_model("minilm-l6").path)
     nonembed = sum(p.numel() for n, p in base.named_parameters() if "embeddings" not in n)
     rows = []
-    passthrough = ["--epochs", str(args.epochs), "--batch_size", str(args.batch_size), "--seed", str(args.seed)]
+    passthrough = [
+        "--epochs",
+        str(args.epochs),
+        "--batch_size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+    ]
     if args.max_train_samples:
         passthrough += ["--max_train_samples", str(args.max_train_samples)]
     for rep in range(args.repeats):
@@ -158,9 +188,16 @@ def main() -> None:
                 r["model_tflops"] = flops / 1e12
                 r["peak_fraction"] = flops / peak["bf16" if r["precision"] == "bf16" else "fp32"]
                 rows.append(r)
-                print(f"[{rep}] {method:6s} {kind:13s} {r['samples_per_s']:7.1f} samples/s  acc {r['accuracy']:.4f}", flush=True)
-    print(f"\nmatrix peak (2048^2, this machine, now): fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
-    print(f"{'method':7s} {'contender':13s} {'prec':5s} {'samples/s':>9s} {'tokens/s':>9s} {'TFLOP/s':>8s} {'%peak':>6s} {'RSS MB':>7s} {'acc':>6s} {'F1':>6s}")
+                print(
+                    f"[{rep}] {method:6s} {kind:13s} {r['samples_per_s']:7.1f} samples/s  acc {r['accuracy']:.4f}",
+                    flush=True,
+                )
+    print(
+        f"\nmatrix peak (2048^2, this machine, now): fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s"
+    )
+    print(
+        f"{'method':7s} {'contender':13s} {'prec':5s} {'samples/s':>9s} {'tokens/s':>9s} {'TFLOP/s':>8s} {'%peak':>6s} {'RSS MB':>7s} {'acc':>6s} {'F1':>6s}"
+    )
     for r in rows:
         print(f"{r['method']:7s} {r['contender']:13s} {r['precision']:5s} {r['samples_per_s']:9.1f} {r['tokens_per_s']:9.0f} "
               f"{r['model_tflops']:8.3f} {100 * r['peak_fraction']:5.1f}% {r['peak_rss_mb']:7.0f} {r['accuracy']:6.4f} {r['macro_f1']:6.4f}")  # fmt: skip

@@ -1,8 +1,8 @@
 """nlp-transfer: transfer learning for BERT- and GPT-family models on the Hugging Face stack.
 
-    from nlp_transfer import load_predictor
-    p = load_predictor("runs/sentiment_minilm_lora")   # a run directory or a Hub repo id
-    p.predict(["a gorgeous, moving film"])
+from nlp_transfer import load_predictor
+p = load_predictor("runs/sentiment_minilm_lora")   # a run directory or a Hub repo id
+p.predict(["a gorgeous, moving film"])
 """
 
 from __future__ import annotations

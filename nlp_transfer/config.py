@@ -8,7 +8,6 @@ is the most expensive bug a training config can have.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import types
@@ -26,7 +25,9 @@ T = TypeVar("T")
 def opt(default: Any, help: str, **kwargs: Any) -> Any:
     """A dataclass field with help text (mutable defaults are copied per instance)."""
     if isinstance(default, (dict, list)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
+        return dataclasses.field(
+            default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs
+        )
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
 
 
@@ -196,8 +197,3 @@ def parse_config(cls: type[T], argv: list[str]) -> T:
         else:
             data[key] = value
     return from_dict(cls, data)
-
-
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    """For argparse-based tools that forward the rest of argv to `parse_config`."""
-    parser.add_argument("--config", help="YAML config; any --key value after it overrides the file")

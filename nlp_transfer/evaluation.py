@@ -25,8 +25,14 @@ def evaluate_run(
 ) -> dict[str, Any]:
     run_dir = resolve_run_dir(name)
     meta = read_meta(run_dir)
-    config = yaml.safe_load((run_dir / "run_config.yaml").read_text()) if (run_dir / "run_config.yaml").exists() else {}
-    raw = sources.load_source(dataset or config.get("dataset", meta.get("dataset")), int(config.get("seed", 42)))
+    config = (
+        yaml.safe_load((run_dir / "run_config.yaml").read_text())
+        if (run_dir / "run_config.yaml").exists()
+        else {}
+    )
+    raw = sources.load_source(
+        dataset or config.get("dataset", meta.get("dataset")), int(config.get("seed", 42))
+    )
     if split not in raw:
         raise DataError(f"no split {split!r} in the dataset; it has {', '.join(raw)}")
     one = datasets.DatasetDict({split: raw[split]})
@@ -34,7 +40,10 @@ def evaluate_run(
     start = time.perf_counter()
     if meta["task"] == "classification":
         data, labels = validate.classification(
-            one, text_column or config.get("text_column", "text"), label_column or config.get("label_column", "label"), meta["labels"]
+            one,
+            text_column or config.get("text_column", "text"),
+            label_column or config.get("label_column", "label"),
+            meta["labels"],
         )
         preds = predictor.predict(data[split]["text"], batch_size=batch_size)
         index = {name: i for i, name in enumerate(labels)}
@@ -42,7 +51,9 @@ def evaluate_run(
     else:
         from nlp_transfer.metrics.summarisation import rouge_metrics
 
-        data = validate.summarisation(one, text_column or config.get("text_column", "document"), config.get("summary_column", "summary"))
+        data = validate.summarisation(
+            one, text_column or config.get("text_column", "document"), config.get("summary_column", "summary")
+        )
         metrics = rouge_metrics(predictor.summarise(data[split]["document"]), data[split]["summary"])
     metrics["examples"] = len(data[split])
     metrics["eval_time_s"] = round(time.perf_counter() - start, 2)

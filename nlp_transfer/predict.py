@@ -36,10 +36,14 @@ def check_base(meta: dict[str, Any], base_config: Any, where: Path) -> None:
     diff = {k: (v, actual.get(k)) for k, v in expected.items() if actual.get(k) != v}
     if diff:
         details = ", ".join(f"{k}: adapter {a!r} vs base {b!r}" for k, (a, b) in diff.items())
-        raise CheckpointError(f"the adapter in {where} was trained on another base model than {meta['base_model']!r} ({details})")
+        raise CheckpointError(
+            f"the adapter in {where} was trained on another base model than {meta['base_model']!r} ({details})"
+        )
 
 
-def load_model(run_dir: Path, meta: dict[str, Any], auto_cls: Any, base: str | None = None, **kwargs: Any) -> torch.nn.Module:
+def load_model(
+    run_dir: Path, meta: dict[str, Any], auto_cls: Any, base: str | None = None, **kwargs: Any
+) -> torch.nn.Module:
     """The trained model: full weights from run_dir, or the base (or `base` override) plus the adapter."""
     try:
         if not meta.get("is_peft"):
@@ -53,7 +57,9 @@ def load_model(run_dir: Path, meta: dict[str, Any], auto_cls: Any, base: str | N
     except CheckpointError:
         raise
     except (OSError, RuntimeError, ValueError, SafetensorError) as e:
-        raise CheckpointError(f"could not load the model in {run_dir}: {str(e).splitlines()[0][:300]}") from None
+        raise CheckpointError(
+            f"could not load the model in {run_dir}: {str(e).splitlines()[0][:300]}"
+        ) from None
 
 
 @dataclass
@@ -68,7 +74,13 @@ class ClassifierPredictor:
     def logits(self, texts: list[str], batch_size: int = 32) -> torch.Tensor:
         out = []
         for i in range(0, len(texts), batch_size):
-            enc = self.tokenizer(texts[i : i + batch_size], truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+            enc = self.tokenizer(
+                texts[i : i + batch_size],
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
             out.append(self.model(**enc).logits.float())
         return torch.cat(out) if out else torch.empty(0, len(self.labels))
 
@@ -76,7 +88,11 @@ class ClassifierPredictor:
         """One dict per text: the label, its probability, and every class's probability."""
         probs = self.logits(texts, batch_size).softmax(-1)
         return [
-            {"label": self.labels[int(p.argmax())], "score": float(p.max()), "probs": dict(zip(self.labels, map(float, p)))}
+            {
+                "label": self.labels[int(p.argmax())],
+                "score": float(p.max()),
+                "probs": dict(zip(self.labels, map(float, p), strict=True)),
+            }
             for p in probs
         ]
 
@@ -92,7 +108,11 @@ def load_predictor(name: str, base: str | None = None) -> ClassifierPredictor | 
         from transformers import AutoModelForSequenceClassification
 
         labels = meta["labels"]
-        kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
+        kwargs = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {n: i for i, n in enumerate(labels)},
+        }
         if not meta.get("is_peft"):
             kwargs = {}
         model = load_model(run_dir, meta, AutoModelForSequenceClassification, base, **kwargs).eval()
@@ -112,4 +132,3 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
 
     path = run_dir / "run_config.yaml"
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
-

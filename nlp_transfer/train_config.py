@@ -18,21 +18,38 @@ class TrainConfig:
     # what to adapt, to what
     task: str = opt("classification", "classification | summarisation")
     model: str = opt("minilm-l6", "built-in name (minilm-l6, smollm2-135m), local directory or Hub id")
-    trust_remote_code: bool = opt(False, "run model code from the Hub; off because it executes downloaded code")
+    trust_remote_code: bool = opt(
+        False, "run model code from the Hub; off because it executes downloaded code"
+    )
     method: str = opt("lora", "full | top_k | frozen | lora | dora | ia3 | ... (see `nlp-transfer methods`)")
     method_args: dict = opt({}, "method options, e.g. {r: 8, lora_alpha: 16} for lora, {k: 2} for top_k")
+    init: str = opt(
+        "pretrained",
+        "pretrained | scratch: scratch keeps the architecture and tokenizer but starts from "
+        "random weights, the baseline that shows what pretraining buys",
+    )
 
     # data
-    dataset: str = opt("rotten_tomatoes", "built-in name, a csv/jsonl/parquet file, a save_to_disk dir or a Hub id")
+    dataset: str = opt(
+        "rotten_tomatoes", "built-in name, a csv/jsonl/parquet file, a save_to_disk dir or a Hub id"
+    )
     text_column: str = opt("text", "column holding the input text")
     label_column: str = opt("label", "column holding the class label (classification)")
     summary_column: str = opt("summary", "column holding the target summary (summarisation)")
-    labels: list[str] | None = opt(None, "label names in id order; null = taken from the data (sorted if strings)")
+    labels: list[str] | None = opt(
+        None, "label names in id order; null = taken from the data (sorted if strings)"
+    )
     train_split: str = opt("train", "split to train on")
-    validation_split: str | None = opt("validation", "split for evaluation during training; null carves 10% of train")
+    validation_split: str | None = opt(
+        "validation", "split for evaluation during training; null carves 10% of train"
+    )
     test_split: str | None = opt("test", "split for the final report; null skips it")
-    max_length: int = opt(128, "max tokens per input; Rotten Tomatoes snippets are ~25 tokens, so 128 loses nothing")
-    max_train_samples: int | None = opt(None, "use only the first N training examples (quick runs, few-label studies)")
+    max_length: int = opt(
+        128, "max tokens per input; Rotten Tomatoes snippets are ~25 tokens, so 128 loses nothing"
+    )
+    max_train_samples: int | None = opt(
+        None, "use only the first N training examples (quick runs, few-label studies)"
+    )
     max_eval_samples: int | None = opt(None, "use only the first N validation/test examples")
     group_by_length: bool = opt(True, "batch similar lengths together: less padding, same examples per epoch")
 
@@ -47,7 +64,9 @@ class TrainConfig:
     warmup_ratio: float = opt(0.06, "fraction of steps spent warming the LR up from 0")
     lr_schedule: str = opt("linear", "linear | cosine | constant | constant_with_warmup")
     max_grad_norm: float = opt(1.0, "clip gradient norm; 0 disables")
-    precision: str = opt("auto", "auto | fp32 | bf16 | fp16; auto = bf16 autocast where the CPU/GPU supports it")
+    precision: str = opt(
+        "auto", "auto | fp32 | bf16 | fp16; auto = bf16 autocast where the CPU/GPU supports it"
+    )
     seed: int = opt(42, "seeds data order, dropout and adapter initialisation")
 
     # evaluation, checkpoints, logging
@@ -58,22 +77,41 @@ class TrainConfig:
     keep_checkpoints: int = opt(2, "how many recent checkpoints to keep on disk")
     resume: bool = opt(False, "continue from the latest checkpoint in output_dir")
     output_dir: str = opt("runs/sentiment_minilm_lora", "where the adapter, metrics and checkpoints go")
-    overwrite_output_dir: bool = opt(False, "allow training into a directory that already holds a finished run")
+    overwrite_output_dir: bool = opt(
+        False, "allow training into a directory that already holds a finished run"
+    )
     log_every: int = opt(20, "log loss and LR every N optimizer steps")
     report_to: str = opt("tensorboard", "tensorboard | none")
     num_workers: int = opt(0, "DataLoader worker processes; 0 keeps the 2-core CPU for compute")
+
+    # sharing
+    push_to_hub: bool = opt(False, "upload the finished run (adapter, tokenizer, card, metrics) to the Hub")
+    hub_repo_id: str | None = opt(None, "USER/NAME of the Hub repo to push to")
+    hub_private: bool = opt(False, "create the Hub repo as private")
 
     # generation (summarisation)
     max_source_tokens: int = opt(480, "source tokens kept in the prompt; the summary is never cut")
     max_target_tokens: int = opt(96, "summary tokens kept for training")
     max_new_tokens: int = opt(80, "generation cap at evaluation time")
     eval_zero_shot: bool = opt(True, "also score the untrained base model on the test split")
+    eval_generate_samples: int = opt(
+        32,
+        "validation examples summarised for ROUGE at each evaluation during training (the loss uses all; "
+        "generation dominates CPU eval time); the test split is always summarised in full; 0 = loss only",
+    )
+    packing: bool = opt(
+        False,
+        "summarisation on decoders: concatenate training examples into rows (position ids "
+        "restart per example, so they never attend to each other); saves padding on short examples",
+    )
 
     def validate(self) -> None:
         def one_of(key: str, allowed: tuple[str, ...]) -> None:
             value = getattr(self, key)
             if value not in allowed:
-                raise ConfigError(f"{key} must be one of {', '.join(allowed)}, not {value!r}{closest(value, list(allowed))}")
+                raise ConfigError(
+                    f"{key} must be one of {', '.join(allowed)}, not {value!r}{closest(value, list(allowed))}"
+                )
 
         one_of("task", TASKS)
         one_of("precision", PRECISIONS)
@@ -89,6 +127,10 @@ class TrainConfig:
             raise ConfigError("set epochs > 0 or max_steps > 0")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
+        if self.push_to_hub and not self.hub_repo_id:
+            raise ConfigError("push_to_hub needs hub_repo_id (USER/NAME)")
+        if self.eval_generate_samples < 0:
+            raise ConfigError(f"eval_generate_samples must be 0 or more, not {self.eval_generate_samples}")
         for key in ("max_train_samples", "max_eval_samples"):
             value: Any = getattr(self, key)
             if value is not None and value < 1:

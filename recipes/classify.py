@@ -38,7 +38,9 @@ def main(argv: list[str]) -> int:
     try:
         cfg = parse_config(TrainConfig, argv)
         if cfg.task != "classification":
-            raise NLPTransferError(f"recipes/classify.py runs task classification; this config has task {cfg.task!r}")
+            raise NLPTransferError(
+                f"recipes/classify.py runs task classification; this config has task {cfg.task!r}"
+            )
         print_summary(cfg, run(cfg))
     except NLPTransferError as e:
         print(f"error: {e}", file=sys.stderr)

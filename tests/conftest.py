@@ -16,7 +16,21 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 POSITIVE = ["great", "wonderful", "moving", "brilliant", "funny", "charming", "superb", "gripping"]
 NEGATIVE = ["awful", "boring", "dull", "clumsy", "tedious", "lifeless", "bland", "messy"]
-FILLER = ["the", "film", "story", "cast", "was", "a", "plot", "and", "really", "quite", "movie", "acting", "script"]
+FILLER = [
+    "the",
+    "film",
+    "story",
+    "cast",
+    "was",
+    "a",
+    "plot",
+    "and",
+    "really",
+    "quite",
+    "movie",
+    "acting",
+    "script",
+]
 
 
 def synthetic_reviews(n: int, seed: int = 0) -> list[dict]:
@@ -37,11 +51,18 @@ def _word_tokenizer(path: Path, eos: bool) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    corpus = [r["text"] for r in synthetic_reviews(400)] + ["summary: " + " ".join(FILLER + POSITIVE + NEGATIVE)]
+    corpus = [r["text"] for r in synthetic_reviews(400)] + [
+        "summary: " + " ".join(FILLER + POSITIVE + NEGATIVE)
+    ]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     specials = ["<unk>", "<pad>", "<s>", "</s>"]
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     from tokenizers import decoders
 
     tok.decoder = decoders.ByteLevel()
@@ -73,21 +94,67 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     bert_tok = AutoTokenizer.from_pretrained(resolve_model("minilm-l6").path)
     bert = root / "bert"
     AutoModel.from_config(
-        BertConfig(vocab_size=bert_tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+        BertConfig(
+            vocab_size=bert_tok.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
     ).save_pretrained(bert)
     bert_tok.save_pretrained(bert)
     out["bert"] = bert
     for name, cfg_cls, kwargs in (
         ("gpt2", GPT2Config, {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 256}),
-        ("llama", LlamaConfig, {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 256}),
-        ("t5", T5Config, {"d_model": 32, "d_ff": 64, "num_layers": 2, "num_heads": 2, "d_kv": 16, "decoder_start_token_id": 1}),
-        ("bart", BartConfig, {"d_model": 32, "encoder_layers": 2, "decoder_layers": 2, "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64, "max_position_embeddings": 256}),
+        (
+            "llama",
+            LlamaConfig,
+            {
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 1,
+                "max_position_embeddings": 256,
+            },
+        ),
+        (
+            "t5",
+            T5Config,
+            {
+                "d_model": 32,
+                "d_ff": 64,
+                "num_layers": 2,
+                "num_heads": 2,
+                "d_kv": 16,
+                "decoder_start_token_id": 1,
+            },
+        ),
+        (
+            "bart",
+            BartConfig,
+            {
+                "d_model": 32,
+                "encoder_layers": 2,
+                "decoder_layers": 2,
+                "encoder_attention_heads": 2,
+                "decoder_attention_heads": 2,
+                "encoder_ffn_dim": 64,
+                "decoder_ffn_dim": 64,
+                "max_position_embeddings": 256,
+            },
+        ),
     ):
         path = root / name
         decoder = name in ("gpt2", "llama")
         _word_tokenizer(path, eos=decoder)
         tok = AutoTokenizer.from_pretrained(path)
-        ids = {"pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id, "eos_token_id": tok.eos_token_id, "bos_token_id": tok.bos_token_id}
+        ids = {
+            "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            "eos_token_id": tok.eos_token_id,
+            "bos_token_id": tok.bos_token_id,
+        }
         config = cfg_cls(vocab_size=len(tok), **kwargs, **ids)
         if decoder:
             from transformers import AutoModelForCausalLM

@@ -16,7 +16,9 @@ CONFIGS = sorted(Path("recipes/configs").glob("*.yaml"))
 def test_flags_override_yaml(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("lr: 1.0e-4\nmethod: lora\nmethod_args: {r: 4}\n")
-    cfg = parse_config(TrainConfig, ["--config", str(path), "--lr", "3e-4", "--method_args.lora_alpha", "8", "--resume"])
+    cfg = parse_config(
+        TrainConfig, ["--config", str(path), "--lr", "3e-4", "--method_args.lora_alpha", "8", "--resume"]
+    )
     assert cfg.lr == 3e-4 and cfg.resume is True
     assert cfg.method_args == {"r": 4, "lora_alpha": 8}
 

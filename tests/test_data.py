@@ -27,15 +27,43 @@ GOOD = synthetic_reviews(60)
 @pytest.mark.parametrize(
     "case, make, message",
     [
-        ("missing column", lambda d: _csv(d, [{"review": r["text"], "label": r["label"]} for r in GOOD]), "no column 'text'"),
-        ("empty split", lambda d: (_csv(d, GOOD), (d / "test.csv").write_text("text,label\n"))[0], "the test split is empty"),
-        ("label outside set", lambda d: (_csv(d, GOOD), _csv(d, GOOD[:5] + [{"text": "meh", "label": "neutral"}], "test.csv"))[0], "label 'neutral'"),
-        ("missing text value", lambda d: _csv(d, GOOD[:10] + [{"text": None, "label": "positive"}] + GOOD[10:]), "row 10: column 'text' holds NoneType"),
-        ("single class", lambda d: _csv(d, [r for r in GOOD if r["label"] == "positive"]), "has only \\['positive'\\]"),
-        ("unreadable file", lambda d: (d.mkdir(parents=True), (d / "train.parquet").write_bytes(b"\x00garbage"))[0], "could not read"),
+        (
+            "missing column",
+            lambda d: _csv(d, [{"review": r["text"], "label": r["label"]} for r in GOOD]),
+            "no column 'text'",
+        ),
+        (
+            "empty split",
+            lambda d: (_csv(d, GOOD), (d / "test.csv").write_text("text,label\n"))[0],
+            "the test split is empty",
+        ),
+        (
+            "label outside set",
+            lambda d: (_csv(d, GOOD), _csv(d, GOOD[:5] + [{"text": "meh", "label": "neutral"}], "test.csv"))[
+                0
+            ],
+            "label 'neutral'",
+        ),
+        (
+            "missing text value",
+            lambda d: _csv(d, GOOD[:10] + [{"text": None, "label": "positive"}] + GOOD[10:]),
+            "row 10: column 'text' holds NoneType",
+        ),
+        (
+            "single class",
+            lambda d: _csv(d, [r for r in GOOD if r["label"] == "positive"]),
+            "has only \\['positive'\\]",
+        ),
+        (
+            "unreadable file",
+            lambda d: (d.mkdir(parents=True), (d / "train.parquet").write_bytes(b"\x00garbage"))[0],
+            "could not read",
+        ),
     ],
 )
-def test_bad_data_raises_and_writes_nothing(case: str, make, message: str, tiny_models: dict, tmp_path: Path) -> None:
+def test_bad_data_raises_and_writes_nothing(
+    case: str, make, message: str, tiny_models: dict, tmp_path: Path
+) -> None:
     data_dir = tmp_path / "data"
     make(data_dir)
     out = tmp_path / "out"
@@ -69,7 +97,9 @@ def test_unknown_dataset_and_split_names(tmp_path: Path) -> None:
 
 def test_single_file_gets_held_out_splits(tmp_path: Path) -> None:
     d = _csv(tmp_path / "one", GOOD)
-    data = sources.ensure_splits(sources.load_source(str(d / "train.csv"), 0), "train", "validation", "test", seed=0)
+    data = sources.ensure_splits(
+        sources.load_source(str(d / "train.csv"), 0), "train", "validation", "test", seed=0
+    )
     assert sorted(data) == ["test", "train", "validation"]
     assert sum(len(v) for v in data.values()) == len(GOOD)
 

@@ -17,17 +17,39 @@ from test_hub import clean_hub_env, hub, loopback_only  # noqa: F401  (fixtures)
 TEXTS = ["a charming and moving story", "dull, tedious and messy"]
 
 
-def test_recipe_push_then_load_by_repo_id(hub, tiny_models: dict, review_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+def test_recipe_push_then_load_by_repo_id(
+    hub,
+    tiny_models: dict,
+    review_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # noqa: F811
     caplog.set_level(logging.DEBUG)
     endpoint, TOKEN = hub.endpoint, hub.token
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     out = tmp_path / "run"
-    cfg = tiny_config(tiny_models["bert"], review_csv, out, method="lora", max_steps=6, push_to_hub=True, hub_repo_id="tester/tiny-lora")
+    cfg = tiny_config(
+        tiny_models["bert"],
+        review_csv,
+        out,
+        method="lora",
+        max_steps=6,
+        push_to_hub=True,
+        hub_repo_id="tester/tiny-lora",
+    )
     run(cfg)
     arrived = set(hub.files("tester/tiny-lora", "main"))
-    assert {"adapter_model.safetensors", "adapter_config.json", "nlp_transfer.json", "metrics.json", "README.md"} <= arrived
+    assert {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "nlp_transfer.json",
+        "metrics.json",
+        "README.md",
+    } <= arrived
     assert not any(f.startswith("checkpoints/") for f in arrived)
     local, remote = load_predictor(str(out)), load_predictor("tester/tiny-lora")
     torch.testing.assert_close(local.logits(TEXTS), remote.logits(TEXTS), rtol=0, atol=0)
@@ -35,14 +57,27 @@ def test_recipe_push_then_load_by_repo_id(hub, tiny_models: dict, review_csv: Pa
     assert cli(["push", str(out), "--repo-id", "tester/tiny-lora-cli", "--private"]) == 0
     assert "adapter_model.safetensors" in hub.files("tester/tiny-lora-cli", "main")
     captured = capsys.readouterr()
-    everything = captured.out + captured.err + caplog.text + "".join(p.read_text(errors="ignore") for p in out.rglob("*") if p.is_file() and p.suffix in (".md", ".json", ".yaml"))
+    everything = (
+        captured.out
+        + captured.err
+        + caplog.text
+        + "".join(
+            p.read_text(errors="ignore")
+            for p in out.rglob("*")
+            if p.is_file() and p.suffix in (".md", ".json", ".yaml")
+        )
+    )
     assert hub.requests and TOKEN not in everything
 
 
-def test_push_without_token_fails_before_training(tiny_models: dict, review_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_push_without_token_fails_before_training(
+    tiny_models: dict, review_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from nlp_transfer.hub import HubError
 
-    cfg = tiny_config(tiny_models["bert"], review_csv, tmp_path / "run", push_to_hub=True, hub_repo_id="tester/x")
+    cfg = tiny_config(
+        tiny_models["bert"], review_csv, tmp_path / "run", push_to_hub=True, hub_repo_id="tester/x"
+    )
     with pytest.raises(HubError, match="no Hugging Face token"):
         run(cfg)
     assert not (tmp_path / "run").exists()

@@ -52,7 +52,13 @@ def test_method_trains_head_and_what_it_promises(tiny_models: dict, arch: str, n
 
 
 def test_top_k_layer_lr_decay(tiny_models: dict) -> None:
-    prepared = get_method("top_k").prepare(_model(tiny_models["bert"]), {"k": 2, "layer_lr_decay": 0.5}, task="classification", lr=1e-3, weight_decay=0.0)
+    prepared = get_method("top_k").prepare(
+        _model(tiny_models["bert"]),
+        {"k": 2, "layer_lr_decay": 0.5},
+        task="classification",
+        lr=1e-3,
+        weight_decay=0.0,
+    )
     assert sorted({g["lr"] for g in prepared.param_groups}) == [5e-4, 1e-3]
 
 
@@ -60,16 +66,28 @@ def test_bad_method_options_name_the_problem(tiny_models: dict) -> None:
     with pytest.raises(ConfigError, match="did you mean 'lora'"):
         get_method("lroa")
     with pytest.raises(ConfigError, match="did you mean 'k'"):
-        get_method("top_k").prepare(_model(tiny_models["bert"]), {"kk": 1}, task="classification", lr=1e-3, weight_decay=0)
+        get_method("top_k").prepare(
+            _model(tiny_models["bert"]), {"kk": 1}, task="classification", lr=1e-3, weight_decay=0
+        )
     with pytest.raises(ConfigError, match="between 0 and the model's 2 layers"):
-        get_method("top_k").prepare(_model(tiny_models["bert"]), {"k": 5}, task="classification", lr=1e-3, weight_decay=0)
+        get_method("top_k").prepare(
+            _model(tiny_models["bert"]), {"k": 5}, task="classification", lr=1e-3, weight_decay=0
+        )
     with pytest.raises(ConfigError, match="did you mean 'lora_alpha'"):
-        get_method("lora").prepare(_model(tiny_models["bert"]), {"lora_alfa": 8}, task="classification", lr=1e-3, weight_decay=0)
+        get_method("lora").prepare(
+            _model(tiny_models["bert"]), {"lora_alfa": 8}, task="classification", lr=1e-3, weight_decay=0
+        )
 
 
 def test_missing_target_modules_lists_real_ones(tiny_models: dict) -> None:
     with pytest.raises(ConfigError) as err:
-        get_method("lora").prepare(_model(tiny_models["gpt2"]), {"target_modules": ["q_proj"]}, task="classification", lr=1e-3, weight_decay=0)
+        get_method("lora").prepare(
+            _model(tiny_models["gpt2"]),
+            {"target_modules": ["q_proj"]},
+            task="classification",
+            lr=1e-3,
+            weight_decay=0,
+        )
     assert "q_proj" in str(err.value) and "c_attn" in str(err.value)
 
 
@@ -85,7 +103,13 @@ def test_seed_fixes_lora_initialisation(tiny_models: dict) -> None:
 
 
 def test_generic_peft_type(tiny_models: dict) -> None:
-    prepared = get_method("peft:ln_tuning").prepare(_model(tiny_models["bert"]), {"target_modules": ["LayerNorm"]}, task="classification", lr=1e-3, weight_decay=0)
+    prepared = get_method("peft:ln_tuning").prepare(
+        _model(tiny_models["bert"]),
+        {"target_modules": ["LayerNorm"]},
+        task="classification",
+        lr=1e-3,
+        weight_decay=0,
+    )
     assert prepared.is_peft
     with pytest.raises(ConfigError, match="PEFT has no method"):
         get_method("peft:lorra")

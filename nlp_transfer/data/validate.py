@@ -30,7 +30,9 @@ def require_text(data: datasets.DatasetDict, column: str) -> None:
     for split, ds in data.items():
         for row, value in enumerate(ds[column]):
             if not isinstance(value, str):
-                raise DataError(f"{split} row {row}: column {column!r} holds {type(value).__name__} {value!r}, not text")
+                raise DataError(
+                    f"{split} row {row}: column {column!r} holds {type(value).__name__} {value!r}, not text"
+                )
             if not value.strip():
                 raise DataError(f"{split} row {row}: column {column!r} is empty")
 
@@ -60,7 +62,9 @@ def _to_index(value: Any, names: list[str], split: str, row: int, column: str, i
             return int(value)
     elif isinstance(value, (int, bool)) and 0 <= int(value) < len(names):
         return int(value)
-    raise DataError(f"{split} row {row}: label {value!r} in column {column!r} is not one of the labels {names}")
+    raise DataError(
+        f"{split} row {row}: label {value!r} in column {column!r} is not one of the labels {names}"
+    )
 
 
 def classification(
@@ -69,15 +73,21 @@ def classification(
     """Validated splits with columns `text` and `label` (int ids), and the label names in id order."""
     require_columns(data, [text_column, label_column])
     require_text(data, text_column)
-    names = _label_names(data["train"] if "train" in data else next(iter(data.values())), label_column, labels)
+    names = _label_names(
+        data["train"] if "train" in data else next(iter(data.values())), label_column, labels
+    )
     if len(names) < 2:
         raise DataError(f"classification needs at least 2 labels; column {label_column!r} has only {names}")
     out = {}
     for split, ds in data.items():
         is_classlabel = isinstance(ds.features[label_column], datasets.ClassLabel)
         if is_classlabel and ds.features[label_column].names != names:
-            raise DataError(f"the {split} split's label names {ds.features[label_column].names} differ from train's {names}")
-        ids = [_to_index(v, names, split, i, label_column, is_classlabel) for i, v in enumerate(ds[label_column])]
+            raise DataError(
+                f"the {split} split's label names {ds.features[label_column].names} differ from train's {names}"
+            )
+        ids = [
+            _to_index(v, names, split, i, label_column, is_classlabel) for i, v in enumerate(ds[label_column])
+        ]
         out[split] = datasets.Dataset.from_dict({"text": ds[text_column], "label": ids})
     seen = set(out["train"]["label"]) if "train" in out else set(range(len(names)))
     if len(seen) < 2:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from nlp_transfer.methods.registry import Method, Prepared, decay_groups, register, trainable
 from nlp_transfer.methods.args import parse_args
+from nlp_transfer.methods.registry import Method, Prepared, decay_groups, register, trainable
 
 
 def prepare(model: torch.nn.Module, args: dict, *, task: str, lr: float, weight_decay: float) -> Prepared:

@@ -60,7 +60,11 @@ def _config_class(peft_type: str) -> type:
 def adaptable_module_names(model: torch.nn.Module) -> list[str]:
     """Short names of the linear layers an adapter could target, for error messages."""
     kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Embedding)
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, kinds) or type(m).__name__ == "Conv1D"}
+    names = {
+        n.rsplit(".", 1)[-1]
+        for n, m in model.named_modules()
+        if isinstance(m, kinds) or type(m).__name__ == "Conv1D"
+    }
     return sorted(names)
 
 
@@ -73,7 +77,9 @@ def _defaults(peft_type: str, model_type: str) -> dict[str, Any]:
     return {}
 
 
-def build_config(peft_type: str, args: dict[str, Any], *, task: str, model: torch.nn.Module) -> peft.PeftConfig:
+def build_config(
+    peft_type: str, args: dict[str, Any], *, task: str, model: torch.nn.Module
+) -> peft.PeftConfig:
     config_cls = _config_class(peft_type)
     fields = {f.name for f in dataclasses.fields(config_cls)}
     for key in args:
@@ -112,15 +118,22 @@ def apply(model: torch.nn.Module, config: peft.PeftConfig) -> torch.nn.Module:
     try:
         return get_peft_model(model, config)
     except (ValueError, TypeError) as e:  # TypeError: e.g. LoHa/LoKr on GPT-2's Conv1D layers
-        raise ConfigError(f"{type(config).__name__} cannot adapt {type(model).__name__}: {str(e).splitlines()[0]}") from None
+        raise ConfigError(
+            f"{type(config).__name__} cannot adapt {type(model).__name__}: {str(e).splitlines()[0]}"
+        ) from None
 
 
 def _peft_method(name: str, peft_type: str, extra: dict[str, Any], help: str) -> Method:
     def prepare(model: torch.nn.Module, args: dict, *, task: str, lr: float, weight_decay: float) -> Prepared:
         config = build_config(peft_type, {**extra, **args}, task=task, model=model)
         adapted = apply(model, config)
-        notes = [f"{name}: {type(config).__name__}" + (f" on {sorted(config.target_modules)}" if getattr(config, "target_modules", None) else "")]
-        return Prepared(adapted, decay_groups(trainable(adapted), lr, weight_decay), is_peft=True, notes=notes)
+        notes = [
+            f"{name}: {type(config).__name__}"
+            + (f" on {sorted(config.target_modules)}" if getattr(config, "target_modules", None) else "")
+        ]
+        return Prepared(
+            adapted, decay_groups(trainable(adapted), lr, weight_decay), is_peft=True, notes=notes
+        )
 
     return Method(name, help, prepare, is_peft=True)
 
@@ -130,7 +143,11 @@ def generic_peft(peft_type: str) -> Method:
     return _peft_method(f"peft:{peft_type}", peft_type.lower(), {}, f"PEFT {peft_type}")
 
 
-register(_peft_method("lora", "lora", {}, "LoRA adapter + trained head, {r: 8, lora_alpha: 16, target_modules: ...}"))
+register(
+    _peft_method(
+        "lora", "lora", {}, "LoRA adapter + trained head, {r: 8, lora_alpha: 16, target_modules: ...}"
+    )
+)
 register(_peft_method("dora", "lora", {"use_dora": True}, "weight-decomposed LoRA (DoRA): LoRA options"))
 register(_peft_method("ia3", "ia3", {}, "IA3: learned rescaling vectors, fewest parameters"))
 register(_peft_method("loha", "loha", {}, "LoHa: Hadamard-product low-rank adapter"))

@@ -47,14 +47,19 @@ def get_method(name: str) -> Method:
         from nlp_transfer.methods.peft_methods import generic_peft
 
         return generic_peft(name.split(":", 1)[1])
-    raise ConfigError(f"unknown method {name!r}{closest(name, list(_METHODS))} (methods: {', '.join(sorted(_METHODS))})")
+    raise ConfigError(
+        f"unknown method {name!r}{closest(name, list(_METHODS))} (methods: {', '.join(sorted(_METHODS))})"
+    )
 
 
 def decay_groups(named: list[tuple[str, torch.nn.Parameter]], lr: float, weight_decay: float) -> list[dict]:
     """AdamW groups: no decay on biases and norm weights, which only shrinks them toward zero."""
     decay = [p for n, p in named if p.ndim >= 2]
     no_decay = [p for n, p in named if p.ndim < 2]
-    groups = [{"params": decay, "lr": lr, "weight_decay": weight_decay}, {"params": no_decay, "lr": lr, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "lr": lr, "weight_decay": weight_decay},
+        {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+    ]
     return [g for g in groups if g["params"]]
 
 

@@ -25,7 +25,9 @@ def find_blocks(base: nn.Module) -> tuple[str, nn.ModuleList]:
             if best is None or len(module) > len(best[1]):
                 best = (name, module)
     if best is None:
-        raise ConfigError(f"top_k/frozen cannot find the layer stack of {type(base).__name__}; use full or a PEFT method")
+        raise ConfigError(
+            f"top_k/frozen cannot find the layer stack of {type(base).__name__}; use full or a PEFT method"
+        )
     return best
 
 
@@ -75,17 +77,29 @@ def _prepare(model: nn.Module, args: dict, *, lr: float, weight_decay: float, na
         param_groups += decay_groups(block, lr * decay**depth, weight_decay)
     notes = [f"{name}: training the head, the post-block layers and the top {k} of {n_blocks} blocks"]
     if decay < 1:
-        notes.append(f"layer-wise LR decay {decay}: block {n_blocks - k} trains at {lr * decay ** (k - 1):.2e}")
+        notes.append(
+            f"layer-wise LR decay {decay}: block {n_blocks - k} trains at {lr * decay ** (k - 1):.2e}"
+        )
     return Prepared(model, param_groups, is_peft=False, notes=notes)
 
 
-def prepare_top_k(model: torch.nn.Module, args: dict, *, task: str, lr: float, weight_decay: float) -> Prepared:
+def prepare_top_k(
+    model: torch.nn.Module, args: dict, *, task: str, lr: float, weight_decay: float
+) -> Prepared:
     return _prepare(model, args, lr=lr, weight_decay=weight_decay, name="top_k")
 
 
-def prepare_frozen(model: torch.nn.Module, args: dict, *, task: str, lr: float, weight_decay: float) -> Prepared:
+def prepare_frozen(
+    model: torch.nn.Module, args: dict, *, task: str, lr: float, weight_decay: float
+) -> Prepared:
     return _prepare(model, args, lr=lr, weight_decay=weight_decay, name="frozen")
 
 
 register(Method("top_k", "train the top k layers and the head, {k: 2, layer_lr_decay: 1.0}", prepare_top_k))
-register(Method("frozen", "feature extraction: the pretrained base stays fixed, a new head trains (lr ~1e-3)", prepare_frozen))
+register(
+    Method(
+        "frozen",
+        "feature extraction: the pretrained base stays fixed, a new head trains (lr ~1e-3)",
+        prepare_frozen,
+    )
+)

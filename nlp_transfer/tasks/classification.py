@@ -17,7 +17,9 @@ from nlp_transfer.metrics.classification import classification_metrics
 from nlp_transfer.train_config import TrainConfig
 
 
-def load_classifier(path: str, labels: list[str], pad_token_id: int | None, trust_remote_code: bool) -> torch.nn.Module:
+def load_classifier(
+    path: str, labels: list[str], pad_token_id: int | None, trust_remote_code: bool
+) -> torch.nn.Module:
     model = AutoModelForSequenceClassification.from_pretrained(
         path,
         num_labels=len(labels),
@@ -42,10 +44,14 @@ class ClassificationTask:
 
     def load_data(self) -> datasets.DatasetDict:
         cfg = self.cfg
-        raw = sources.select_splits(sources.load_source(cfg.dataset, cfg.seed), cfg.train_split, cfg.validation_split, cfg.test_split)
+        raw = sources.select_splits(
+            sources.load_source(cfg.dataset, cfg.seed), cfg.train_split, cfg.validation_split, cfg.test_split
+        )
         # validate before carving held-out splits, so error row numbers are the file's own
         data, self.labels = validate.classification(raw, cfg.text_column, cfg.label_column, cfg.labels)
-        data = sources.ensure_splits(data, "train", cfg.validation_split and "validation", cfg.test_split and "test", cfg.seed)
+        data = sources.ensure_splits(
+            data, "train", cfg.validation_split and "validation", cfg.test_split and "test", cfg.seed
+        )
         if cfg.max_train_samples:
             data["train"] = data["train"].select(range(min(cfg.max_train_samples, len(data["train"]))))
         if cfg.max_eval_samples:
@@ -57,7 +63,9 @@ class ClassificationTask:
     def build_model(self, resolved: ResolvedModel, tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
         return load_classifier(resolved.path, self.labels, tokenizer.pad_token_id, self.cfg.trust_remote_code)
 
-    def tokenize(self, data: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase) -> datasets.DatasetDict:
+    def tokenize(
+        self, data: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase
+    ) -> datasets.DatasetDict:
         def encode(batch: dict[str, list]) -> dict[str, list]:
             enc = tokenizer(batch["text"], truncation=True, max_length=self.cfg.max_length)
             enc["labels"] = batch["label"]
@@ -68,7 +76,9 @@ class ClassificationTask:
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
         return DataCollatorWithPadding(tokenizer)
 
-    def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: Any, split: str) -> dict[str, Any]:
+    def evaluate(
+        self, accelerator: Accelerator, model: torch.nn.Module, loader: Any, split: str
+    ) -> dict[str, Any]:
         preds, refs, losses = [], [], []
         start = time.perf_counter()
         with torch.no_grad():
