@@ -3,7 +3,10 @@
     nlp-transfer train --config recipes/configs/sentiment_minilm_lora.yaml [--key value ...]
     nlp-transfer eval RUN_DIR [--dataset NAME --split test]
     nlp-transfer predict RUN_DIR --text "a gorgeous, moving film" [--text ...] [--file reviews.txt]
+    nlp-transfer push RUN_DIR --repo-id USER/NAME [--private] [--revision B] [--commit-message M]
+    nlp-transfer merge RUN_DIR OUT_DIR [--base MODEL] [--overwrite]
     nlp-transfer methods
+    nlp-transfer launch --config_file accelerate_configs/cpu_ddp.yaml recipes/classify.py --config ...
 
 Errors from bad input print as one line (exit code 2) instead of a traceback.
 """
@@ -66,6 +69,46 @@ def cmd_eval(argv: list[str]) -> int:
     return 0
 
 
+def cmd_push(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="nlp-transfer push", description="Upload a finished run to the Hugging Face Hub.")
+    parser.add_argument("run_dir")
+    parser.add_argument("--repo-id", "--repo_id", required=True, dest="repo_id", help="USER/NAME")
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--revision", help="branch to push to (created if missing)")
+    parser.add_argument("--commit-message", "--commit_message", dest="commit_message")
+    parser.add_argument("--include-checkpoints", action="store_true", help="also upload checkpoints/ and logs/")
+    parser.add_argument("--force", action="store_true", help="replace a repo that holds a different model")
+    args = parser.parse_args(argv)
+    from nlp_transfer.hub import push
+
+    url = push(
+        args.run_dir, args.repo_id, private=args.private, revision=args.revision, commit_message=args.commit_message,
+        include_checkpoints=args.include_checkpoints, force=args.force,
+    )  # fmt: skip
+    print(url)
+    return 0
+
+
+def cmd_merge(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="nlp-transfer merge", description="Merge a LoRA-style adapter into its base and save a standalone run.")
+    parser.add_argument("run_dir", help="adapter run directory or Hub repo id")
+    parser.add_argument("out_dir", help="where the merged run goes")
+    parser.add_argument("--base", help="override the base model (a local copy of it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty out_dir")
+    args = parser.parse_args(argv)
+    from nlp_transfer.merge import merge_run
+
+    print(merge_run(args.run_dir, args.out_dir, base=args.base, overwrite=args.overwrite))
+    return 0
+
+
+def cmd_launch(argv: list[str]) -> int:
+    """Multi-process training (DDP, DeepSpeed, FSDP): see nlp_transfer/launch.py and docs/scaling.md."""
+    from nlp_transfer.launch import main as launch_main
+
+    return launch_main(argv)
+
+
 def cmd_methods(argv: list[str]) -> int:
     from nlp_transfer.methods import available
 
@@ -75,7 +118,7 @@ def cmd_methods(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval, "methods": cmd_methods}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval, "push": cmd_push, "merge": cmd_merge, "methods": cmd_methods, "launch": cmd_launch}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ a directory without it is not a finished run.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shutil
@@ -32,9 +33,13 @@ def base_fingerprint(config: Any) -> dict[str, Any]:
     return {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
 
 
+def _numel(p: torch.Tensor) -> int:
+    return getattr(p, "ds_numel", None) or p.numel()  # ZeRO-3 placeholders are empty; ds_numel is the truth
+
+
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(_numel(p) for p in model.parameters())
+    trainable = sum(_numel(p) for p in model.parameters() if p.requires_grad)
     return trainable, total
 
 
@@ -58,6 +63,33 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, default=float) + "\n")
 
 
+def saved_weight_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in the directory's safetensors files (headers only)."""
+    from safetensors import safe_open
+
+    shapes = {}
+    for path in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(path), "pt") as f:
+            shapes.update({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
+    return shapes
+
+
+def check_complete(directory: Path, trainable: int) -> str | None:
+    """Why the written weights cannot be the trained model, or None.
+
+    Under ZeRO-3 or FSDP a rank's parameters are empty placeholders or shards: saving them instead
+    of the gathered state dict writes an adapter or head that loads and predicts, just wrongly.
+    """
+    shapes = saved_weight_shapes(directory)
+    empty = [k for k, s in shapes.items() if math.prod(s) == 0]
+    if empty:
+        return f"empty tensors in the saved weights ({', '.join(empty[:3])}): sharded parameters were saved ungathered"
+    total = sum(math.prod(s) for s in shapes.values())
+    if total < trainable:
+        return f"the saved weights hold {total:,} values but {trainable:,} parameters were trained: weights were lost at save"
+    return None
+
+
 def export(
     accelerator: Accelerator,
     model: torch.nn.Module,
@@ -68,13 +100,22 @@ def export(
     metrics: dict[str, Any],
 ) -> None:
     """Every rank must call this (gathering a sharded state dict is a collective); one rank writes."""
-    state_dict = accelerator.get_state_dict(model)
+    from nlp_transfer.errors import CheckpointError
+    from nlp_transfer.training.distributed import from_main
+
+    state_dict = accelerator.get_state_dict(model)  # full on the main process under ZeRO-3 / FSDP
     unwrapped = accelerator.unwrap_model(model)
     tmp = output_dir / ".export-tmp"
+    problem = None
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        problem = check_complete(tmp, int(meta.get("trainable_params", 0)))
+    (failed,) = from_main(accelerator, problem is not None)  # all ranks fail together, none waits
+    if failed:
+        raise CheckpointError(f"export to {output_dir} stopped: {problem or 'see the main process'}")
+    if accelerator.is_main_process:
         tokenizer.save_pretrained(tmp)
         (tmp / "run_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         _write_json(tmp / "metrics.json", metrics)

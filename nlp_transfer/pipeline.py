@@ -59,11 +59,21 @@ def _loader(ds: Any, collate: Any, batch_size: int, cfg: TrainConfig, sampler: A
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers, generator=generator)
 
 
-def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None) -> dict[str, Any]:
-    """Train, evaluate and export one run; returns its metrics (also in output_dir/metrics.json)."""
+def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, task: Any = None) -> dict[str, Any]:
+    """Train, evaluate and export one run; returns its metrics (also in output_dir/metrics.json).
+
+    `task`: a ready task object instead of `get_task(cfg.task)`, for recipes whose task adds to a
+    built-in one (domain adaptation, distillation, multi-task, the transfer report).
+    """
     output_dir = check_output_dir(cfg)
+    if cfg.push_to_hub:
+        from nlp_transfer.hub import _resolve_token
+
+        _resolve_token(None)  # no token: say so now, not after the training
     method = get_method(cfg.method)
-    task = get_task(cfg.task)(cfg)
+    if cfg.init not in ("pretrained", "scratch"):
+        raise ConfigError(f"init must be pretrained or scratch, not {cfg.init!r}")
+    task = task if task is not None else get_task(cfg.task)(cfg)
     data = task.load_data()
     resolved = catalog.resolve_model(cfg.model, trust_remote_code=cfg.trust_remote_code)
     tokenizer = catalog.load_tokenizer(resolved, trust_remote_code=cfg.trust_remote_code)
@@ -71,8 +81,12 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None) ->
     accelerator = make_accelerator(cfg, output_dir)
     set_seed(cfg.seed)  # before the model: the new head and the adapter initialise from it
     model = task.build_model(resolved, tokenizer)
+    if cfg.init == "scratch":  # same architecture and tokenizer, fresh random weights (seeded above)
+        model = type(model)(model.config)
     fingerprint = export.base_fingerprint(model.config)
     prepared = method.prepare(model, dict(cfg.method_args), task=task.peft_task, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if hasattr(task, "wrap_prepared"):  # optional: a wrapper adding a loss term (distillation, domain adaptation)
+        prepared = task.wrap_prepared(prepared)
     model = prepared.model
     n_trainable, n_total = export.count_parameters(model)
     if accelerator.is_main_process:
@@ -85,7 +99,10 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None) ->
         encoded = task.tokenize(data, tokenizer)
     collate = task.collator(tokenizer)
     lengths = [len(ids) for ids in encoded["train"]["input_ids"]]
-    sampler = EpochSampler(lengths, cfg.batch_size, cfg.seed, cfg.group_by_length)
+    if hasattr(task, "train_sampler"):  # optional: e.g. multi-task batches that each hold one task
+        sampler = task.train_sampler(encoded["train"])
+    else:
+        sampler = EpochSampler(lengths, cfg.batch_size, cfg.seed, cfg.group_by_length)
     train_loader = _loader(encoded["train"], collate, cfg.batch_size, cfg, sampler)
     eval_loaders = {s: _loader(encoded[s], collate, cfg.eval_batch_size, cfg) for s in ("validation", "test") if s in encoded}
 
@@ -103,6 +120,8 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None) ->
     if cfg.report_to != "none":
         accelerator.init_trackers("train", config={k: v for k, v in config_dict.items() if isinstance(v, (int, float, str, bool))})
 
+    if hasattr(task, "before_training"):  # optional hook, e.g. the zero-shot baseline of summarisation
+        task.before_training(accelerator, model, eval_loaders)
     state, stats = fit(
         cfg, accelerator, model, optimizer, scheduler, train_loader, sampler,
         lambda: task.evaluate(accelerator, model, eval_loaders["validation"], "validation"),
@@ -141,6 +160,22 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None) ->
         "total_params": n_total,
         **task.metadata(),
     }
+    if accelerator.is_main_process and hasattr(task, "extra_files"):  # optional: e.g. samples.jsonl
+        for name, text in task.extra_files().items():
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / name).write_text(text)
     export.export(accelerator, model, tokenizer, output_dir, meta, config_dict, metrics)
     accelerator.end_training()
+    if cfg.push_to_hub and accelerator.is_main_process:
+        push_run(output_dir, cfg)
     return metrics
+
+
+def push_run(output_dir: Path, cfg: TrainConfig) -> None:
+    from nlp_transfer.hub import HubError, push
+
+    try:
+        url = push(output_dir, cfg.hub_repo_id, private=cfg.hub_private)
+    except HubError as e:
+        raise HubError(f"{e} (the run is saved in {output_dir}; retry with: nlp-transfer push {output_dir} --repo-id {cfg.hub_repo_id})") from None
+    logger.info("pushed to %s", url)

@@ -34,3 +34,7 @@ class Task(Protocol):
 
     def metadata(self) -> dict[str, Any]:
         """Task facts for nlp_transfer.json (label names, ...)."""
+
+    # Optional hooks the pipeline calls when a task defines them (not part of the required protocol):
+    #   before_training(accelerator, model, eval_loaders) -> None   e.g. score the untrained model
+    #   extra_files() -> dict[str, str]   file name -> text, written into the run directory before export

@@ -18,6 +18,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file, save_file
 
 from nlp_transfer.errors import CheckpointError
+from nlp_transfer.training import distributed
 
 STATE_FILE = "loop_state.json"
 BEST_FILE = "best_trainable.safetensors"
@@ -69,7 +70,13 @@ def save(
 
 
 def load_latest(accelerator: Accelerator, root: Path) -> tuple[LoopState, dict[str, torch.Tensor] | None] | None:
+    """Every rank calls this. All must see the same latest checkpoint, or loading would hang."""
     found = checkpoint_dirs(root)
+    if not distributed.all_equal(accelerator, int(found[-1].name.split("-")[1]) if found else -1):
+        raise CheckpointError(
+            f"the processes see different checkpoints in {root}; on several machines output_dir must be "
+            "on a filesystem they all share"
+        )
     if not found:
         return None
     latest = found[-1]

@@ -3,8 +3,13 @@
 It knows nothing of tasks or data sources: it gets a prepared model, optimizer, scheduler, a
 dataloader whose order depends only on (seed, epoch), and an `evaluate()` that returns validation
 metrics (identical on every rank, because they come from gathered predictions). That is enough for
-accumulation, periodic evaluation, best-weight selection, early stopping (all ranks stop together
-because they see the same metrics) and exact resume (replay the epoch's order, skip what was done).
+accumulation, periodic evaluation, best-weight selection, early stopping and exact resume (replay
+the epoch's order, skip what was done).
+
+With several processes every rank runs this same code: each trains on its own shard (Accelerate's
+sharded loader), the keep-best and stop decisions are the main process's (broadcast, so no rank is
+left alone in a collective), the best-weight snapshot is gathered from ZeRO-3/FSDP shards to the
+main process and scattered back at the end, and only the main process writes (checkpoint.py).
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from nlp_transfer.errors import ConfigError
-from nlp_transfer.training import checkpoint
-from nlp_transfer.training.checkpoint import LoopState
 from nlp_transfer.train_config import TrainConfig
+from nlp_transfer.training import checkpoint, distributed
+from nlp_transfer.training.checkpoint import LoopState
 
 logger = logging.getLogger(__name__)
 EvalFn = Callable[[], dict[str, float]]
@@ -49,17 +54,17 @@ def total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
 
 
 def trainable_state(accelerator: Accelerator, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A CPU copy of the weights that train: the best-so-far snapshot, cheap for adapters."""
-    unwrapped = accelerator.unwrap_model(model)
-    return {n: p.detach().to("cpu", copy=True).contiguous() for n, p in unwrapped.named_parameters() if p.requires_grad}
+    """A CPU copy of the weights that train: the best-so-far snapshot, cheap for adapters.
+
+    Full tensors on the main process ({} on the others), gathered from ZeRO-3 / FSDP shards: a
+    collective, so every rank calls it. Costs one fp32 copy of the trainable weights in CPU RAM.
+    """
+    return distributed.gather_trainable(accelerator, model)
 
 
 def restore_trainable(accelerator: Accelerator, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    unwrapped = accelerator.unwrap_model(model)
-    params = dict(unwrapped.named_parameters())
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(value.to(params[name].device, params[name].dtype))
+    """Put the main process's snapshot back into every rank's (possibly sharded) weights; a collective."""
+    distributed.scatter_trainable(accelerator, model, state)
 
 
 def _improved(metric: str, value: float, best: float | None) -> bool:
@@ -110,13 +115,16 @@ def fit(
         value = metrics[cfg.metric_for_best]
         state.history.append({"step": state.step, "epoch": state.epoch, **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
         accelerator.log({f"validation/{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}, step=state.step)
-        if _improved(cfg.metric_for_best, value, state.best_metric):
+        # Metrics come from gathered predictions, so every rank should decide alike; taking the main
+        # process's decision makes sure (a rank alone in the snapshot's gather would hang).
+        (improved,) = distributed.from_main(accelerator, _improved(cfg.metric_for_best, value, state.best_metric))
+        if improved:
             state.best_metric, state.best_step, state.evals_without_improvement = value, state.step, 0
             best = trainable_state(accelerator, model)
         else:
             state.evals_without_improvement += 1
         logger.info("step %d: validation %s = %.4f (best %.4f at step %d)", state.step, cfg.metric_for_best, value, state.best_metric, state.best_step)
-        stop = 0 < cfg.early_stopping_patience <= state.evals_without_improvement
+        (stop,) = distributed.from_main(accelerator, 0 < cfg.early_stopping_patience <= state.evals_without_improvement)
         if stop:
             state.stopped_early = True
             logger.info("early stopping: no improvement in %d evaluations", state.evals_without_improvement)

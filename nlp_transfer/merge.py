@@ -1,0 +1,102 @@
+"""Fold an adapter into its base model and save a standalone run: `nlp-transfer merge RUN_DIR OUT_DIR`.
+
+Why: an adapter run needs its base model and PEFT at load time, and every adapted layer does an extra
+low-rank product per call. The merged directory is a plain transformers checkpoint (loadable without
+PEFT, by any tool) whose outputs match the adapter run's within float rounding, and it is still a
+complete nlp-transfer run: `load_predictor`, `nlp-transfer predict/eval` and the demo open it as they
+open the original. Methods with weights in the base's shape merge (LoRA, DoRA, IA3, LoHa, LoKr);
+prompt- or prefix-style adapters cannot, and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nlp_transfer import export
+from nlp_transfer.errors import CheckpointError, ConfigError
+from nlp_transfer.predict import load_model, resolve_run_dir
+
+logger = logging.getLogger("nlp_transfer")
+COPIED = ("run_config.yaml", "metrics.json", "samples.jsonl")  # the run's record travels with the weights
+
+
+def model_class(meta: dict[str, Any]) -> tuple[type, dict[str, Any]]:
+    """The Auto class (and head kwargs) the run's task was trained with."""
+    if meta["task"] == "classification":
+        from transformers import AutoModelForSequenceClassification
+
+        labels = meta["labels"]
+        kwargs = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {n: i for i, n in enumerate(labels)},
+        }
+        return AutoModelForSequenceClassification, kwargs
+    if meta["task"] == "summarisation":
+        from nlp_transfer.tasks.summariser import generator_class
+
+        return generator_class(meta.get("family", "decoder")), {}
+    raise CheckpointError(f"cannot merge a run of task {meta['task']!r}")
+
+
+def merge_run(run: str | Path, out_dir: str | Path, base: str | None = None, overwrite: bool = False) -> Path:
+    """Write the merged run to `out_dir` (atomically: a temporary directory renamed at the end)."""
+    run_dir = resolve_run_dir(str(run))
+    meta = export.read_meta(run_dir)
+    if not meta.get("is_peft"):
+        raise ConfigError(f"{run_dir} holds full weights ({meta['method']}); only adapter runs can be merged")
+    out = Path(out_dir)
+    if out.resolve() == run_dir.resolve():
+        raise ConfigError("OUT_DIR must differ from RUN_DIR: the adapter run stays as it is")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(f"{out} is not empty; pick another directory or pass --overwrite")
+
+    cls, kwargs = model_class(meta)
+    model = load_model(run_dir, meta, cls, base, dtype=torch.float32, **kwargs)
+    try:
+        merged = model.merge_and_unload()
+    except (AttributeError, ValueError, NotImplementedError) as e:
+        raise ConfigError(
+            f"the {meta['method']} adapter in {run_dir} cannot be merged: {str(e).splitlines()[0]}"
+        ) from None
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(run_dir)
+    if getattr(merged.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        # decoder classifiers pool at the last non-pad token, so the standalone config needs the pad id
+        merged.config.pad_token_id = tokenizer.pad_token_id
+
+    tmp = out.parent / f".{out.name}.merge-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    for name in COPIED:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, tmp / name)
+    merged_meta = {
+        **meta,
+        "is_peft": False,
+        "merged_from": str(run_dir),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (tmp / export.META_FILE).write_text(json.dumps(merged_meta, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    try:
+        from nlp_transfer.card import write_card
+
+        write_card(out)
+    except Exception as e:  # the card is a convenience; the merged weights are what was asked for
+        logger.warning("merged model saved, but its model card could not be written: %s", e)
+    logger.info("merged %s into %s -> %s", meta["method"], meta["base_model"], out)
+    return out
