@@ -49,7 +49,7 @@ def cmd_predict(argv: list[str]) -> int:
     from nlp_transfer.predict import load_predictor
 
     predictor = load_predictor(args.run_dir, base=args.base)
-    for text, result in zip(texts, predictor.predict(texts)):
+    for text, result in zip(texts, predictor.predict(texts), strict=True):
         print(json.dumps({"text": text, **result}))
     return 0
 

@@ -110,7 +110,7 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
     steps = total_steps(cfg, -(-len(train_loader) // accelerator.num_processes))
     scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps), num_training_steps=steps)
     model, optimizer, train_loader, *eval_list = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())
-    eval_loaders = dict(zip(eval_loaders, eval_list))
+    eval_loaders = dict(zip(eval_loaders, eval_list, strict=True))
     accelerator.register_for_checkpointing(scheduler)
 
     if cfg.overwrite_output_dir and not cfg.resume and accelerator.is_main_process and output_dir.exists():

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_standin import make_output_dir
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
+from hub_standin import make_output_dir
 from nlp_transfer.card import render_card, write_card
 from nlp_transfer.errors import CheckpointError
 

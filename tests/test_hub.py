@@ -11,8 +11,8 @@ from pathlib import Path
 
 import huggingface_hub.constants as hf_constants
 import pytest
-from hub_standin import HubStandin, make_output_dir
 
+from hub_standin import HubStandin, make_output_dir
 from nlp_transfer.card import write_card
 from nlp_transfer.hub import HubError, download, push, select_files
 

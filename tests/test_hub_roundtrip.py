@@ -18,7 +18,7 @@ TEXTS = ["a charming and moving story", "dull, tedious and messy"]
 
 
 def test_recipe_push_then_load_by_repo_id(
-    hub,
+    hub,  # noqa: F811
     tiny_models: dict,
     review_csv: Path,
     tmp_path: Path,
