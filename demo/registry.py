@@ -33,7 +33,6 @@ from nlp_transfer.errors import CheckpointError, NLPTransferError
 logger = logging.getLogger("nlp_transfer.demo")
 
 TASKS = ("classification", "summarisation")
-WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
 SKIP_DIRS = {"checkpoints", ".export-tmp", "logs"}
 
 
@@ -213,10 +212,7 @@ def read_adapter(name: str, run_dir: Path) -> Adapter:
         raise CheckpointError(
             f"task {meta.get('task')!r} has no tab in this demo (tasks: {', '.join(TASKS)})"
         )
-    if not any((run_dir / f).is_file() for f in WEIGHT_FILES):
-        pickles = sorted(p.name for p in run_dir.glob("*.bin")) + sorted(p.name for p in run_dir.glob("*.pt"))
-        found = f"; found {', '.join(pickles)} (pickle files are never loaded)" if pickles else ""
-        raise CheckpointError(f"only safetensors weights are loaded and {run_dir} has none{found}")
+    export.require_safetensors(run_dir)
     return Adapter(
         name,
         run_dir,

@@ -552,6 +552,7 @@ def _section_limits(run: Run) -> str:
         domain = "Its training data was not recorded; treat its domain as unknown."
     modes = FAILURE_MODES.get("sentiment" if _is_sentiment(run) else run.task, [])
     lines = ["## Limitations", "", domain, ""]
+    lines += [f"- **Warning from this run:** {w}" for w in run.metrics.get("warnings", [])]
     lines += [f"- {m}" for m in modes]
     lines.append(
         "- Biases of the base model and of the training text carry over; check it on your own data first."

@@ -25,6 +25,27 @@ from accelerate import Accelerator
 
 META_FILE = "nlp_transfer.json"
 FORMAT_VERSION = 1
+WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
+
+
+def require_safetensors(run_dir: Path) -> None:
+    """Refuse a run without safetensors weights: PEFT and transformers would fall back to pickle."""
+    from nlp_transfer.errors import CheckpointError
+
+    if any((run_dir / f).is_file() for f in WEIGHT_FILES):
+        return
+    pickles = sorted(p.name for p in run_dir.glob("*.bin")) + sorted(p.name for p in run_dir.glob("*.pt"))
+    found = f"; found {', '.join(pickles)} (pickle files are never loaded)" if pickles else ""
+    raise CheckpointError(f"only safetensors weights are loaded and {run_dir} has none{found}")
+
+
+def _point_adapter_at_hub(directory: Path, hub_id: str | None) -> None:
+    """PEFT records the local base path; a pushed adapter should name the public base instead."""
+    path = directory / "adapter_config.json"
+    if hub_id and path.is_file():
+        config = json.loads(path.read_text())
+        config["base_model_name_or_path"] = hub_id
+        _write_json(path, config)
 
 
 def base_fingerprint(config: Any) -> dict[str, Any]:
@@ -111,6 +132,7 @@ def export(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        _point_adapter_at_hub(tmp, meta.get("base_model_hub_id"))
         problem = check_complete(tmp, int(meta.get("trainable_params", 0)))
     (failed,) = from_main(accelerator, problem is not None)  # all ranks fail together, none waits
     if failed:

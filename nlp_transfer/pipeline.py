@@ -22,6 +22,7 @@ from transformers import get_scheduler
 from nlp_transfer import catalog, export
 from nlp_transfer.config import to_dict
 from nlp_transfer.data.batching import EpochSampler
+from nlp_transfer.diagnostics import run_warnings
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.methods import get_method
 from nlp_transfer.tasks import get_task
@@ -148,6 +149,10 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
     metrics["trainable_params"], metrics["total_params"] = n_trainable, n_total
     metrics["peak_memory_mb"] = round(peak_memory_mb(), 1)
     metrics["history"] = state.history
+    metrics["warnings"] = run_warnings(metrics, task.metadata().get("labels"))
+    if accelerator.is_main_process:
+        for warning in metrics["warnings"]:
+            logger.warning(warning)
     meta = {
         "task": task.name,
         "method": cfg.method,

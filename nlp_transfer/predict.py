@@ -45,6 +45,7 @@ def load_model(
     run_dir: Path, meta: dict[str, Any], auto_cls: Any, base: str | None = None, **kwargs: Any
 ) -> torch.nn.Module:
     """The trained model: full weights from run_dir, or the base (or `base` override) plus the adapter."""
+    export.require_safetensors(run_dir)
     try:
         if not meta.get("is_peft"):
             return auto_cls.from_pretrained(run_dir, use_safetensors=True, **kwargs)

@@ -28,5 +28,6 @@ def print_summary(cfg: TrainConfig, metrics: dict[str, Any]) -> None:
         ("peak memory", f"{metrics.get('peak_memory_mb', 0):.0f} MB"),
         ("saved to", cfg.output_dir),
     ]
+    rows += [("WARNING", w) for w in metrics.get("warnings", [])]
     width = max(len(k) for k, _ in rows)
     print("\n" + "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))

@@ -153,3 +153,13 @@ def test_write_card_is_atomic_and_matches_render(tmp_path: Path) -> None:
 def test_not_an_output_dir(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="nlp_transfer.json is missing"):
         render_card(tmp_path)
+
+
+def test_run_warnings_reach_the_limitations(tmp_path: Path) -> None:
+    out = make_output_dir(tmp_path / "run")
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["warnings"] = ["validation loss rose from 0.4000 at step 200 to 0.5200 at step 300"]
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    _, body = split_card(render_card(out))
+    limits = body.split("## Limitations", 1)[1]
+    assert "**Warning from this run:** validation loss rose from 0.4000" in limits

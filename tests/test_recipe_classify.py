@@ -83,9 +83,12 @@ def test_real_minilm_lora_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "rt"
     result = _run([
         sys.executable, "recipes/classify.py", "--config", "recipes/configs/sentiment_minilm_lora.yaml",
-        "--max_train_samples", "1500", "--max_eval_samples", "400", "--epochs", "1", "--lr", "1e-3",
+        "--max_train_samples", "1500", "--max_eval_samples", "400", "--epochs", "1", "--lr", "3e-3",
         "--report_to", "none", "--output_dir", str(out),
     ], timeout=1500)  # fmt: skip
+    # 47 steps is a short budget: at the config's LR both LoRA and full fine-tuning (5e-5) are still
+    # at the majority class there (measured 0.57); 3e-3 gets to 0.75. On the whole split (638
+    # steps) 3e-3 diverges back to the majority class, which is why the config keeps its lower LR.
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.65, metrics["test"]  # majority class is 0.578

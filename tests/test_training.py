@@ -160,6 +160,25 @@ def test_corrupt_adapter_gives_one_clear_error(lora_run: tuple[Path, dict], tmp_
         load_predictor(str(broken))
 
 
+def test_pickle_weights_are_never_loaded(lora_run: tuple[Path, dict], tmp_path: Path) -> None:
+    """PEFT falls back to `adapter_model.bin` (torch.load) when safetensors is missing: we refuse."""
+    import shutil
+
+    out, _ = lora_run
+    pickled = tmp_path / "pickled"
+    shutil.copytree(out, pickled, ignore=shutil.ignore_patterns("checkpoints"))
+    (pickled / "adapter_model.safetensors").rename(pickled / "adapter_model.bin")
+    with pytest.raises(CheckpointError, match="pickle files are never loaded"):
+        load_predictor(str(pickled))
+
+
+def test_saved_adapter_names_a_loadable_base(lora_run: tuple[Path, dict]) -> None:
+    out, _ = lora_run
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    meta = json.loads((out / "nlp_transfer.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == (meta["base_model_hub_id"] or meta["base_model"])
+
+
 def test_corrupt_checkpoint_is_named_on_resume(tiny_models: dict, review_csv: Path, tmp_path: Path) -> None:
     cfg = tiny_config(
         tiny_models["bert"], review_csv, tmp_path / "k", max_steps=6, save_every=3, eval_every=3
