@@ -16,35 +16,15 @@ import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from nlp_transfer import export
-from nlp_transfer.errors import CheckpointError, ConfigError
-from nlp_transfer.predict import load_model, resolve_run_dir
+from nlp_transfer.errors import ConfigError
+from nlp_transfer.predict import load_model, model_class, resolve_run_dir
 
 logger = logging.getLogger("nlp_transfer")
 COPIED = ("run_config.yaml", "metrics.json", "samples.jsonl")  # the run's record travels with the weights
-
-
-def model_class(meta: dict[str, Any]) -> tuple[type, dict[str, Any]]:
-    """The Auto class (and head kwargs) the run's task was trained with."""
-    if meta["task"] == "classification":
-        from transformers import AutoModelForSequenceClassification
-
-        labels = meta["labels"]
-        kwargs = {
-            "num_labels": len(labels),
-            "id2label": dict(enumerate(labels)),
-            "label2id": {n: i for i, n in enumerate(labels)},
-        }
-        return AutoModelForSequenceClassification, kwargs
-    if meta["task"] == "summarisation":
-        from nlp_transfer.tasks.summariser import generator_class
-
-        return generator_class(meta.get("family", "decoder")), {}
-    raise CheckpointError(f"cannot merge a run of task {meta['task']!r}")
 
 
 def merge_run(run: str | Path, out_dir: str | Path, base: str | None = None, overwrite: bool = False) -> Path:

@@ -139,6 +139,7 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
         "train_time_s": round(stats.train_time_s, 2),
         "samples_per_s": round(stats.samples_per_s, 2),
         "tokens_per_s": round(stats.tokens / stats.train_time_s, 1) if stats.train_time_s else 0.0,
+        "examples": len(encoded["train"]),
         "samples": stats.samples,
         "steps": stats.steps,
         "epochs": stats.epochs,

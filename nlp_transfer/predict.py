@@ -63,6 +63,25 @@ def load_model(
         ) from None
 
 
+def model_class(meta: dict[str, Any]) -> tuple[type, dict[str, Any]]:
+    """The Auto class (and head kwargs for a base that has no head yet) the run's task trained."""
+    if meta["task"] == "classification":
+        from transformers import AutoModelForSequenceClassification
+
+        labels = meta["labels"]
+        kwargs = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {n: i for i, n in enumerate(labels)},
+        }
+        return AutoModelForSequenceClassification, kwargs
+    if meta["task"] == "summarisation":
+        from nlp_transfer.tasks.summariser import generator_class
+
+        return generator_class(meta.get("family", "decoder")), {}
+    raise CheckpointError(f"no model class for a run of task {meta['task']!r}")
+
+
 @dataclass
 class ClassifierPredictor:
     model: torch.nn.Module
@@ -106,17 +125,11 @@ def load_predictor(name: str, base: str | None = None) -> ClassifierPredictor | 
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if meta["task"] == "classification":
-        from transformers import AutoModelForSequenceClassification
-
-        labels = meta["labels"]
-        kwargs = {
-            "num_labels": len(labels),
-            "id2label": dict(enumerate(labels)),
-            "label2id": {n: i for i, n in enumerate(labels)},
-        }
+        cls, kwargs = model_class(meta)
         if not meta.get("is_peft"):
-            kwargs = {}
-        model = load_model(run_dir, meta, AutoModelForSequenceClassification, base, **kwargs).eval()
+            kwargs = {}  # a full model's own config holds its head
+        model = load_model(run_dir, meta, cls, base, **kwargs).eval()
+        labels = meta["labels"]
         if getattr(model.config, "pad_token_id", None) is None:
             model.config.pad_token_id = tokenizer.pad_token_id
         max_length = int(_run_config(run_dir).get("max_length", 512))

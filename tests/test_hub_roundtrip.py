@@ -81,3 +81,42 @@ def test_push_without_token_fails_before_training(
     with pytest.raises(HubError, match="no Hugging Face token"):
         run(cfg)
     assert not (tmp_path / "run").exists()
+
+
+def test_published_runs_serve_as_bases_and_merge_by_repo_id(
+    hub,  # noqa: F811
+    tiny_models: dict,
+    review_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pushed full model is the base of a further run; a pushed adapter merges by its repo id."""
+    from huggingface_hub import constants
+
+    from nlp_transfer.merge import merge_run
+
+    # transformers downloads through huggingface_hub, which froze HF_ENDPOINT at import; a user sets
+    # it before starting Python, the test moves the frozen value
+    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "full", max_steps=4,
+                    push_to_hub=True, hub_repo_id="tester/tiny-full"))  # fmt: skip
+    further = run(tiny_config("tester/tiny-full", review_csv, tmp_path / "further", max_steps=2))
+    assert further["train"]["steps"] == 2
+    assert load_predictor(str(tmp_path / "further")).meta["base_model"] == "tester/tiny-full"
+
+    adapter = tmp_path / "lora"
+    run(tiny_config(tiny_models["bert"], review_csv, adapter, method="lora", max_steps=4,
+                    push_to_hub=True, hub_repo_id="tester/tiny-lora"))  # fmt: skip
+    merged = merge_run("tester/tiny-lora", tmp_path / "merged")
+    torch.testing.assert_close(
+        load_predictor(str(merged)).logits(TEXTS),
+        load_predictor(str(adapter)).logits(TEXTS),
+        rtol=1e-4,
+        atol=1e-5,
+    )
