@@ -59,7 +59,7 @@ def classifier_rows(run: str, n: int) -> list[dict]:
     from nlp_transfer.data import rotten_tomatoes
     from nlp_transfer.predict import load_predictor
 
-    reviews = list(rotten_tomatoes.load_splits(seed=42)["test"]["text"][:n])
+    reviews = list(rotten_tomatoes.load(seed=42)["test"]["text"][:n])
     predictor = load_predictor(run)
     rows = []
     for variant, model in variants(predictor.model):
@@ -100,11 +100,11 @@ def one_summary(predictor, text: str, max_new: int, use_cache: bool) -> tuple[fl
 
 
 def summariser_rows(run: str, n: int, max_new: int) -> list[dict]:
-    from nlp_transfer.data import wiki_lead
+    from nlp_transfer.data.wiki_lead import load_wiki_lead
     from nlp_transfer.predict import load_predictor
     from nlp_transfer.tasks.summariser import load_zero_shot_summariser
 
-    articles = list(wiki_lead.load_splits(seed=42)["test"]["text"][:n])
+    articles = list(load_wiki_lead(seed=42)["test"]["document"][:n])
     is_run = Path(run).is_dir() or "/" in run
     predictor = load_predictor(run) if is_run else load_zero_shot_summariser(run)
     rows = []
