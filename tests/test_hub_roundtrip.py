@@ -91,13 +91,16 @@ def test_published_runs_serve_as_bases_and_merge_by_repo_id(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A pushed full model is the base of a further run; a pushed adapter merges by its repo id."""
-    from huggingface_hub import constants
+    # transformers downloads through huggingface_hub, which froze HF_ENDPOINT at import; a user sets
+    # it before starting Python, the test moves the frozen value
+    import transformers.utils.hub
+    from huggingface_hub import constants, hf_api
 
     from nlp_transfer.merge import merge_run
 
-    # transformers downloads through huggingface_hub, which froze HF_ENDPOINT at import; a user sets
-    # it before starting Python, the test moves the frozen value
     monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(hf_api.api, "endpoint", hub.endpoint)  # the module-level client, also frozen
+    monkeypatch.setattr(transformers.utils.hub, "_hf_api", None)  # transformers' cached client, likewise
     monkeypatch.setattr(
         constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
     )
