@@ -23,6 +23,8 @@ import torch
 import yaml
 from accelerate import Accelerator
 
+from nlp_transfer.errors import CheckpointError
+
 META_FILE = "nlp_transfer.json"
 FORMAT_VERSION = 1
 WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
@@ -30,8 +32,6 @@ WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
 
 def require_safetensors(run_dir: Path) -> None:
     """Refuse a run without safetensors weights: PEFT and transformers would fall back to pickle."""
-    from nlp_transfer.errors import CheckpointError
-
     if any((run_dir / f).is_file() for f in WEIGHT_FILES):
         return
     pickles = sorted(p.name for p in run_dir.glob("*.bin")) + sorted(p.name for p in run_dir.glob("*.pt"))
@@ -121,7 +121,6 @@ def export(
     metrics: dict[str, Any],
 ) -> None:
     """Every rank must call this (gathering a sharded state dict is a collective); one rank writes."""
-    from nlp_transfer.errors import CheckpointError
     from nlp_transfer.training.distributed import from_main
 
     state_dict = accelerator.get_state_dict(model)  # full on the main process under ZeRO-3 / FSDP
@@ -165,8 +164,6 @@ def export(
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
-    from nlp_transfer.errors import CheckpointError
-
     path = directory / META_FILE
     if not path.is_file():
         raise CheckpointError(f"{directory} is not a finished nlp-transfer run (no {META_FILE})")
