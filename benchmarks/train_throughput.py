@@ -25,6 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 LR = {"full": 5e-5, "lora": 5e-4, "frozen": 1e-3}
 
 
+def lora_args() -> dict:
+    """The shipped LoRA config's adapter options, given to both contenders (same method, same dropout)."""
+    import yaml
+
+    return yaml.safe_load((ROOT / "recipes/configs/sentiment_minilm_lora.yaml").read_text())["method_args"]
+
+
 def matmul_peak(dtype_name: str, n: int = 2048, reps: int = 10) -> float:
     import torch
 
@@ -51,12 +58,12 @@ def run_recipe(method: str, args: argparse.Namespace, out: Path) -> dict:
         "model": "minilm-l6", "method": method, "lr": LR[method], "epochs": args.epochs, "batch_size": args.batch_size,
         "max_length": 128, "seed": args.seed, "report_to": "none", "output_dir": str(out), "overwrite_output_dir": True,
         "max_train_samples": args.max_train_samples, "precision": "auto", "save_every": 10**9, "eval_every": 10**9,
-        "method_args": {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1} if method == "lora" else {},
+        "method_args": lora_args() if method == "lora" else {},
     })  # fmt: skip
     m = run(cfg)
     return {"samples_per_s": m["train"]["samples_per_s"], "tokens_per_s": m["train"]["tokens_per_s"],
             "train_time_s": m["train"]["train_time_s"], "accuracy": m["test"]["accuracy"], "macro_f1": m["test"]["macro_f1"],
-            "precision": m["train"]["mixed_precision"]}  # fmt: skip
+            "precision": m["train"]["mixed_precision"], "feature_cache_s": m["train"].get("feature_cache_s")}  # fmt: skip
 
 
 def run_trainer(method: str, bf16: bool, args: argparse.Namespace, out: Path) -> dict:
@@ -90,13 +97,7 @@ def run_trainer(method: str, bf16: bool, args: argparse.Namespace, out: Path) ->
 
         model = get_peft_model(
             model,
-            LoraConfig(
-                task_type=TaskType.SEQ_CLS,
-                r=8,
-                lora_alpha=16,
-                lora_dropout=0.1,
-                target_modules=["query", "key", "value", "dense"],
-            ),
+            LoraConfig(task_type=TaskType.SEQ_CLS, target_modules=["query", "key", "value", "dense"], **lora_args()),
         )
     elif method == "frozen":
         for name, p in model.named_parameters():
@@ -185,6 +186,8 @@ def main() -> None:
                     raise SystemExit(f"{kind} {method} failed")
                 r = json.loads(line[7:]) | {"contender": kind, "method": method, "repeat": rep}
                 flops = flops_per_token(nonembed, method) * r["tokens_per_s"]
+                if r.get("feature_cache_s") is not None:  # cached features: the encoder saw each token once
+                    flops /= args.epochs
                 r["model_tflops"] = flops / 1e12
                 r["peak_fraction"] = flops / peak["bf16" if r["precision"] == "bf16" else "fp32"]
                 rows.append(r)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import set_seed
+from accelerate.utils import DistributedType, set_seed
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
@@ -24,10 +24,10 @@ from nlp_transfer.config import to_dict
 from nlp_transfer.data.batching import EpochSampler
 from nlp_transfer.diagnostics import run_warnings
 from nlp_transfer.errors import ConfigError
-from nlp_transfer.methods import get_method
+from nlp_transfer.methods import feature_cache, get_method
 from nlp_transfer.tasks import get_task
 from nlp_transfer.train_config import TrainConfig
-from nlp_transfer.training import checkpoint
+from nlp_transfer.training import checkpoint, cpu_speed
 from nlp_transfer.training.accelerator import make_accelerator
 from nlp_transfer.training.checkpoint import LoopState
 from nlp_transfer.training.loop import fit, total_steps
@@ -80,6 +80,8 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
     tokenizer = catalog.load_tokenizer(resolved, trust_remote_code=cfg.trust_remote_code)
 
     accelerator = make_accelerator(cfg, output_dir)
+    if accelerator.device.type == "cpu":
+        cpu_speed.keep_freed_memory()
     set_seed(cfg.seed)  # before the model: the new head and the adapter initialise from it
     model = task.build_model(resolved, tokenizer)
     if cfg.init == "scratch":  # same architecture and tokenizer, fresh random weights (seeded above)
@@ -90,6 +92,10 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
         prepared = task.wrap_prepared(prepared)
     model = prepared.model
     n_trainable, n_total = export.count_parameters(model)
+    plain = accelerator.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
+    if plain and prepared.is_peft and accelerator.mixed_precision == "bf16":
+        n = cpu_speed.store_frozen_linears(model, torch.bfloat16)
+        logger.debug("%d frozen linear layers stored in bf16 (autocast would cast them every step)", n)
     if accelerator.is_main_process:
         for note in prepared.notes:
             logger.info(note)
@@ -106,8 +112,11 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
         sampler = EpochSampler(lengths, cfg.batch_size, cfg.seed, cfg.group_by_length)
     train_loader = _loader(encoded["train"], collate, cfg.batch_size, cfg, sampler)
     eval_loaders = {s: _loader(encoded[s], collate, cfg.eval_batch_size, cfg) for s in ("validation", "test") if s in encoded}
+    full_model, cache_s = model, None
+    if cfg.method == "frozen" and cfg.cache_features and getattr(task, "feature_cache_ok", False):
+        model, train_loader, cache_s = _cache_features(cfg, accelerator, model, encoded, collate, sampler, train_loader, eval_loaders)
 
-    optimizer = torch.optim.AdamW(prepared.param_groups, lr=cfg.lr)
+    optimizer = cpu_speed.adamw(prepared.param_groups, cfg.lr, fused=plain)  # DeepSpeed/FSDP: their own
     steps = total_steps(cfg, -(-len(train_loader) // accelerator.num_processes))
     scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps), num_training_steps=steps)
     model, optimizer, train_loader, *eval_list = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())
@@ -128,12 +137,17 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
         lambda: task.evaluate(accelerator, model, eval_loaders["validation"], "validation"),
         output_dir, on_step,
     )  # fmt: skip
+    if cache_s is not None:  # the head trained on cached features: count the encoder pass as training
+        stats.train_time_s += cache_s
+        stats.tokens = int(sum(lengths) * stats.epochs)
+        model = full_model  # test metrics and export: the whole model, on real text
     model.eval()
     metrics: dict[str, Any] = {"validation": state.history[-1] if state.history else {}}
     metrics["best"] = {"step": state.best_step, cfg.metric_for_best: state.best_metric}
     if "test" in eval_loaders:
         start = time.perf_counter()
-        metrics["test"] = task.evaluate(accelerator, model, eval_loaders["test"], "test")
+        with accelerator.autocast():
+            metrics["test"] = task.evaluate(accelerator, model, eval_loaders["test"], "test")
         metrics["test"]["eval_time_s"] = time.perf_counter() - start
     metrics["train"] = {
         "train_time_s": round(stats.train_time_s, 2),
@@ -146,6 +160,7 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
         "stopped_early": state.stopped_early,
         "processes": accelerator.num_processes,
         "mixed_precision": accelerator.mixed_precision,
+        "feature_cache_s": None if cache_s is None else round(cache_s, 2),
     }
     metrics["trainable_params"], metrics["total_params"] = n_trainable, n_total
     metrics["peak_memory_mb"] = round(peak_memory_mb(), 1)
@@ -175,6 +190,22 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
     if cfg.push_to_hub and accelerator.is_main_process:
         push_run(output_dir, cfg)
     return metrics
+
+
+def _cache_features(cfg: TrainConfig, accelerator: Any, model: torch.nn.Module, encoded: Any, collate: Any, sampler: Any,
+                    train_loader: DataLoader, eval_loaders: dict[str, DataLoader]) -> tuple[torch.nn.Module, DataLoader, float | None]:
+    """frozen: encode train/validation once; returns (head to train, its loader, seconds spent on train)."""
+    reason = feature_cache.unsupported_reason(model, accelerator.num_processes)
+    if reason is not None:
+        logger.info("feature caching off (%s): the frozen encoder runs on every batch", reason)
+        return model, train_loader, None
+    start = time.perf_counter()
+    train = feature_cache.encode(accelerator, model, _loader(encoded["train"], collate, cfg.eval_batch_size, cfg), "train")
+    cache_s = time.perf_counter() - start
+    if "validation" in eval_loaders:
+        eval_loaders["validation"] = _loader(feature_cache.encode(accelerator, model, eval_loaders["validation"], "validation"), None, cfg.eval_batch_size, cfg)
+    logger.info("frozen: encoder features cached in %.1f s; the head trains on them", cache_s)
+    return feature_cache.CachedFeatureHead(model), _loader(train, None, cfg.batch_size, cfg, sampler), cache_s
 
 
 def push_run(output_dir: Path, cfg: TrainConfig) -> None:

@@ -52,6 +52,9 @@ class TrainConfig:
     )
     max_eval_samples: int | None = opt(None, "use only the first N validation/test examples")
     group_by_length: bool = opt(True, "batch similar lengths together: less padding, same examples per epoch")
+    cache_features: bool = opt(
+        True, "frozen method: encode the data once and train the head on cached features (one process, BERT-style heads)"
+    )
 
     # optimisation
     lr: float = opt(5e-4, "peak learning rate; 5e-4 suits LoRA, use ~5e-5 for full fine-tuning")

@@ -46,7 +46,9 @@ LORA_TARGETS = {
     "t5": ["q", "k", "v", "o"],
     "bart": ["q_proj", "k_proj", "v_proj", "out_proj"],
 }
-LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1}
+# No LoRA dropout (PEFT's own default): on CPU each dropout draws a random mask per input element,
+# which cost MiniLM LoRA more time than its matrix products (473 -> 309 ms per step of 32 reviews).
+LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
 
 
 def _config_class(peft_type: str) -> type:

@@ -38,6 +38,9 @@ class ClassificationTask:
     name = "classification"
     peft_task = "classification"
 
+    # the frozen method may train the head on cached encoder features (methods/feature_cache.py)
+    feature_cache_ok = True
+
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.labels: list[str] = []

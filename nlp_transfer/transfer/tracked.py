@@ -51,6 +51,8 @@ def k_per_class(labels: list[int], k: int, seed: int) -> list[int]:
 
 
 class TrackedTask(ClassificationTask):
+    feature_cache_ok = False  # its extra evaluations feed raw text to the model being trained
+
     def __init__(
         self, cfg: TrainConfig, *, per_class: int | None = None, validation_size: int | None = None,
         track: bool = True, train_eval_max: int = 512, test_track_max: int = 500,
