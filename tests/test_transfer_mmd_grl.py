@@ -18,6 +18,14 @@ def test_mmd_is_zero_for_identical_batches_and_grows_with_shift() -> None:
     assert mmd2(x, x * 3).item() > values[0]  # a change of scale is a shift too (multi-kernel)
 
 
+def test_mmd_scale_does_not_grow_with_the_number_of_kernels() -> None:
+    """Kernels are averaged: MMD^2 stays in [0, 2], so lambda weighs the same for any kernel set
+    (summing 5 kernels made lambda 0.5 act as 2.5, and domain adaptation collapsed to one class)."""
+    x, y = torch.randn(32, 8), torch.randn(32, 8) + 10.0
+    for factors in ((1.0,), (0.25, 0.5, 1.0, 2.0, 4.0)):
+        assert 0.0 < mmd2(x, y, factors).item() <= 2.0
+
+
 def test_mmd_gradient_pulls_target_towards_source() -> None:
     x = torch.randn(32, 8)
     y = (torch.randn(32, 8) + 1.0).requires_grad_(True)
