@@ -3,8 +3,8 @@
     python benchmarks/step_ablation.py --methods full lora --steps 20
 
 MiniLM-L6, batches of 32 real Rotten Tomatoes reviews in the order the recipe feeds them, the
-recipe's settings (bf16 autocast, length-grouped batches, fused AdamW, glibc heap kept, no LoRA
-dropout, SDPA attention), then the same with exactly one of them reverted. Each row runs in a fresh
+recipe's settings (bf16 autocast, bf16 compute weights over fp32 masters for full fine-tuning,
+length-grouped batches, fused AdamW, glibc heap kept, no LoRA dropout, SDPA attention), then the same with exactly one of them reverted. Each row runs in a fresh
 process (the allocator setting cannot be undone in-process). Prints a table and writes JSON; never
 asserted by tests. `train_throughput.py` is the end-to-end comparison; this says where it comes from.
 """
@@ -21,10 +21,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = {"bf16": True, "grouped": True, "fused": True, "keep_heap": True, "lora_dropout": 0.0, "attn": "sdpa",
-          "bf16_base": True, "model_dropout": None}
+          "bf16_base": True, "model_dropout": None, "bf16_weights": True}
 REVERTS = {
     "recipe settings": {},
     "fp32 (no bf16 autocast)": {"bf16": False},
+    "autocast over fp32 weights (no bf16 copy)": {"bf16_weights": False},
     "random batches (no length grouping)": {"grouped": False},
     "for-each AdamW (not fused)": {"fused": False},
     "glibc default (heap trimmed)": {"keep_heap": False},
@@ -49,6 +50,7 @@ def measure(method: str, settings: dict, steps: int, batch_size: int) -> dict:
     from nlp_transfer.data.batching import EpochSampler
     from nlp_transfer.methods import get_method
     from nlp_transfer.tasks.classification import load_classifier
+    from nlp_transfer.training.bf16_weights import Bf16ComputeModel
 
     torch.manual_seed(0)
     path = resolve_model("minilm-l6").path
@@ -73,6 +75,9 @@ def measure(method: str, settings: dict, steps: int, batch_size: int) -> dict:
     if method == "lora" and settings["bf16"] and settings["bf16_base"]:
         cpu_speed.store_frozen_linears(model, torch.bfloat16)
     opt = cpu_speed.adamw(prepared.param_groups, 1e-4, fused=settings["fused"])
+    if method != "lora" and settings["bf16"] and settings["bf16_weights"]:
+        model = Bf16ComputeModel(model).train()
+        model.watch(opt)
     params = [p for g in prepared.param_groups for p in g["params"]]
     times, tokens = [], 0
     for i, batch in enumerate(batches):
@@ -108,7 +113,7 @@ def main() -> None:
     rows = []
     for method in args.methods:
         for name in REVERTS:
-            if "LoRA" in name and method != "lora":
+            if ("LoRA" in name and method != "lora") or ("bf16 copy" in name and method == "lora"):
                 continue
             cmd = [sys.executable, __file__, "--_one", json.dumps([method, name]), "--steps", str(args.steps), "--batch_size", str(args.batch_size)]
             proc = subprocess.run(cmd, capture_output=True, text=True)

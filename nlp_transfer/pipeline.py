@@ -29,6 +29,7 @@ from nlp_transfer.tasks import get_task
 from nlp_transfer.train_config import TrainConfig
 from nlp_transfer.training import checkpoint, cpu_speed
 from nlp_transfer.training.accelerator import make_accelerator
+from nlp_transfer.training.bf16_weights import Bf16ComputeModel
 from nlp_transfer.training.checkpoint import LoopState
 from nlp_transfer.training.loop import fit, total_steps
 
@@ -116,7 +117,14 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
     if cfg.method == "frozen" and cfg.cache_features and getattr(task, "feature_cache_ok", False):
         model, train_loader, cache_s = _cache_features(cfg, accelerator, model, encoded, collate, sampler, train_loader, eval_loaders)
 
+    compute_copy = (cfg.bf16_weights and cache_s is None and not prepared.is_peft and accelerator.mixed_precision == "bf16"
+                    and accelerator.distributed_type == DistributedType.NO and accelerator.device.type == "cpu")
+    if compute_copy:  # the optimizer keeps stepping the fp32 weights in prepared.param_groups
+        model = Bf16ComputeModel(model)
+        logger.info("bf16: the model computes in bf16 over fp32 master weights (bf16_weights: false for autocast)")
     optimizer = cpu_speed.adamw(prepared.param_groups, cfg.lr, fused=plain)  # DeepSpeed/FSDP: their own
+    if compute_copy:
+        model.watch(optimizer)
     steps = total_steps(cfg, -(-len(train_loader) // accelerator.num_processes))
     scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps), num_training_steps=steps)
     model, optimizer, train_loader, *eval_list = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())
@@ -141,6 +149,8 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
         stats.train_time_s += cache_s
         stats.tokens = int(sum(lengths) * stats.epochs)
         model = full_model  # test metrics and export: the whole model, on real text
+    if compute_copy:
+        model = full_model  # the fp32 master weights: test metrics under autocast, and the export
     model.eval()
     metrics: dict[str, Any] = {"validation": state.history[-1] if state.history else {}}
     metrics["best"] = {"step": state.best_step, cfg.metric_for_best: state.best_metric}

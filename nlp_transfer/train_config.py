@@ -70,6 +70,10 @@ class TrainConfig:
     precision: str = opt(
         "auto", "auto | fp32 | bf16 | fp16; auto = bf16 autocast where the CPU/GPU supports it"
     )
+    bf16_weights: bool = opt(
+        True, "bf16 on one CPU process, full/partial fine-tuning: run the model in bf16 over fp32 master weights "
+        "(~1.15x faster steps than autocast); false = plain autocast"
+    )
     seed: int = opt(42, "seeds data order, dropout and adapter initialisation")
 
     # evaluation, checkpoints, logging
