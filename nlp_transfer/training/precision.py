@@ -1,4 +1,4 @@
-"""Pick the autocast dtype. Weights stay fp32 either way, so adapters never train in half precision."""
+"""Pick the autocast dtype. Trained weights stay fp32 either way (bf16_weights.py keeps fp32 masters)."""
 
 from __future__ import annotations
 
