@@ -101,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", default=["full", "lora"])
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--settings", nargs="+", default=list(REVERTS), choices=list(REVERTS), help="rows to run (the recipe row always runs)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--json", default=str(ROOT / "runs" / "bench" / "step_ablation.json"))
     parser.add_argument("--_one", help=argparse.SUPPRESS)
@@ -112,7 +113,7 @@ def main() -> None:
         return
     rows = []
     for method in args.methods:
-        for name in REVERTS:
+        for name in ["recipe settings", *(n for n in args.settings if n != "recipe settings")]:
             if ("LoRA" in name and method != "lora") or ("bf16 copy" in name and method == "lora"):
                 continue
             cmd = [sys.executable, __file__, "--_one", json.dumps([method, name]), "--steps", str(args.steps), "--batch_size", str(args.batch_size)]

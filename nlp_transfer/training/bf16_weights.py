@@ -42,6 +42,7 @@ class Bf16ComputeModel(nn.Module):
         self._copies = [c for _, c in pairs] + list(compute.buffers())
         self._synced: list[int] = [t._version for t in self._masters]
         self._stale = False
+        self._device_type = next(master.parameters()).device.type
         for m, c in pairs:
             if m.requires_grad:
                 c.register_post_accumulate_grad_hook(_to_master(m))
@@ -61,7 +62,10 @@ class Bf16ComputeModel(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         self._refresh()
-        return self._compute(*args, **kwargs)
+        # Accelerate wraps a prepared model's forward in autocast; left on, it would run LayerNorm,
+        # softmax & co. in fp32 again and take the whole gain (measured: 339 vs 339 ms per step).
+        with torch.autocast(self._device_type, enabled=False):
+            return self._compute(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         try:
