@@ -4,8 +4,9 @@
 
 MiniLM-L6, batches of 32 real Rotten Tomatoes reviews in the order the recipe feeds them, the
 recipe's settings (bf16 autocast, bf16 compute weights over fp32 masters for full fine-tuning,
-length-grouped batches, fused AdamW, glibc heap kept, no LoRA dropout, SDPA attention), then the same with exactly one of them reverted. Each row runs in a fresh
-process (the allocator setting cannot be undone in-process). Prints a table and writes JSON; never
+length-grouped batches, fused AdamW, glibc heap kept, no LoRA dropout, SDPA attention), then the
+same with exactly one of them reverted (`--settings` picks rows). Each row runs in a fresh process
+(the allocator setting cannot be undone in-process). Prints a table and writes JSON; never
 asserted by tests. `train_throughput.py` is the end-to-end comparison; this says where it comes from.
 """
 

@@ -119,12 +119,11 @@ def run(cfg: TrainConfig, on_step: Callable[[LoopState], None] | None = None, ta
 
     compute_copy = (cfg.bf16_weights and cache_s is None and not prepared.is_peft and accelerator.mixed_precision == "bf16"
                     and accelerator.distributed_type == DistributedType.NO and accelerator.device.type == "cpu")
+    optimizer = cpu_speed.adamw(prepared.param_groups, cfg.lr, fused=plain)  # DeepSpeed/FSDP: their own
     if compute_copy:  # the optimizer keeps stepping the fp32 weights in prepared.param_groups
         model = Bf16ComputeModel(model)
-        logger.info("bf16: the model computes in bf16 over fp32 master weights (bf16_weights: false for autocast)")
-    optimizer = cpu_speed.adamw(prepared.param_groups, cfg.lr, fused=plain)  # DeepSpeed/FSDP: their own
-    if compute_copy:
         model.watch(optimizer)
+        logger.info("bf16: the model computes in bf16 over fp32 master weights (bf16_weights: false for autocast)")
     steps = total_steps(cfg, -(-len(train_loader) // accelerator.num_processes))
     scheduler = get_scheduler(cfg.lr_schedule, optimizer, num_warmup_steps=int(cfg.warmup_ratio * steps), num_training_steps=steps)
     model, optimizer, train_loader, *eval_list = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())

@@ -72,7 +72,7 @@ class TrainConfig:
     )
     bf16_weights: bool = opt(
         True, "bf16 on one CPU process, full/partial fine-tuning: run the model in bf16 over fp32 master weights "
-        "(~1.15x faster steps than autocast); false = plain autocast"
+        "(1.10-1.14x faster steps than autocast on 2 CPU cores); false = plain autocast"
     )
     seed: int = opt(42, "seeds data order, dropout and adapter initialisation")
 

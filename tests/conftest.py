@@ -180,6 +180,16 @@ def review_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def kill_at(step: int):
+    """An `on_step` callback that raises at optimizer step `step`, as a killed run would stop there."""
+
+    def crash(state) -> None:
+        if state.step == step:
+            raise KeyboardInterrupt("simulated kill")
+
+    return crash
+
+
 def tiny_config(model_dir: Path, data_dir: Path, out: Path, **overrides):
     """A TrainConfig for a seconds-long run of a tiny model on the synthetic reviews."""
     from nlp_transfer.train_config import TrainConfig

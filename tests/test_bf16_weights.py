@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import tiny_config
+from conftest import kill_at, tiny_config
 from nlp_transfer.pipeline import run
 from nlp_transfer.tasks.classification import load_classifier
 from nlp_transfer.training.bf16_weights import Bf16ComputeModel
@@ -67,12 +67,8 @@ def test_a_bf16_run_resumes_exactly_and_exports_fp32_weights(tiny_models: dict, 
     common = dict(method="full", precision="bf16", lr=2e-3, max_steps=18, eval_every=6, keep_checkpoints=5)
     straight = run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "a", **common))
 
-    def crash(state) -> None:
-        if state.step == 9:
-            raise KeyboardInterrupt("simulated kill")
-
     with pytest.raises(KeyboardInterrupt):
-        run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "b", **common), on_step=crash)
+        run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "b", **common), on_step=kill_at(9))
     resumed = run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "b", resume=True, **common))
     assert [h["loss"] for h in resumed["history"]] == pytest.approx([h["loss"] for h in straight["history"]], abs=1e-6)
     assert resumed["test"]["accuracy"] == pytest.approx(straight["test"]["accuracy"], abs=1e-6)

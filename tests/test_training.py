@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import kill_at, tiny_config
 from nlp_transfer.errors import CheckpointError, ConfigError
 from nlp_transfer.pipeline import run
 from nlp_transfer.predict import load_predictor
@@ -83,12 +83,8 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
     )
     straight = run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "a", **common))
 
-    def crash(state) -> None:
-        if state.step == 9:
-            raise KeyboardInterrupt("simulated kill")
-
     with pytest.raises(KeyboardInterrupt):
-        run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "b", **common), on_step=crash)
+        run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "b", **common), on_step=kill_at(9))
     assert [p.name for p in checkpoint_dirs(tmp_path / "b" / "checkpoints")] == ["step-6"]
     with pytest.raises(ConfigError, match="--resume"):
         run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "b", **common))

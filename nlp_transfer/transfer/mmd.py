@@ -4,8 +4,9 @@ MMD^2 between two samples is ||mean phi(x) - mean phi(y)||^2 in a kernel's featu
 Gaussian kernel is only sensitive at its own bandwidth, so several are averaged (bandwidth = the
 median pairwise distance times a few factors): the distance then responds to shifts at any scale
 without tuning, and stays in [0, 2] whatever the number of kernels, so lambda means the same
-thing for any `factors` (a sum of 5 kernels made lambda 0.5 act like 2.5 and collapsed training). The biased (V-statistic) estimate is used because it is exactly 0 for identical
-batches and never negative, which keeps the training signal well-behaved at small batch sizes.
+thing for any `factors` (a sum of 5 kernels made lambda 0.5 act like 2.5 and collapsed training).
+The biased (V-statistic) estimate is used because it is exactly 0 for identical batches and never
+negative, which keeps the training signal well-behaved at small batch sizes.
 """
 
 from __future__ import annotations
