@@ -8,7 +8,7 @@ ARGS ?=
 
 .PHONY: train test test-fast lint
 
-$(STAMP): pyproject.toml scripts/setup.sh scripts/setup_browser.sh
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh scripts/setup_browser.sh scripts/setup_postgres.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 

@@ -135,24 +135,22 @@ def switch_vs_load(adapters: list[str]) -> None:
     threads = max(1, (os.cpu_count() or 1) // 2)  # what the demo uses with its default concurrency of 2
     torch.set_num_threads(threads)
     found, _ = reg.discover(adapters)
-    runs = [a for a in found if a.task == "classification" and a.meta.get("is_peft")]
+    runs = [a for a in found if a.task == "classification" and a.is_peft]
     if not runs:
         print("\n(no PEFT sentiment adapter found: skipping switch vs load)")
         return
     first, second = runs[0], runs[1] if len(runs) > 1 else runs[0]  # one adapter: attach it twice
 
-    predictor, cold = timed(
-        load_predictor, str(first.run_dir)
-    )  # includes first-use costs (imports, file cache)
-    _, warm = timed(load_predictor, str(first.run_dir))
-    _, attach = timed(predictor.model.load_adapter, str(second.run_dir), "second")
+    predictor, cold = timed(load_predictor, str(first.path))  # includes first-use costs (imports, file cache)
+    _, warm = timed(load_predictor, str(first.path))
+    _, attach = timed(predictor.model.load_adapter, str(second.path), "second")
     switch = statistics.median(
         timed(predictor.model.set_adapter, ("second", "default")[i % 2])[1] for i in range(200)
     )
     with torch.no_grad():
         predictor.logits([REVIEWS[0]])  # warm-up
         forward = statistics.median(timed(predictor.logits, [REVIEWS[0]])[1] for _ in range(5))
-    _, reload_s = timed(load_predictor, str(second.run_dir))
+    _, reload_s = timed(load_predictor, str(second.path))
 
     print(
         f"\n## Switching adapters vs loading the base model ({first.base_model}; {first.name}, {second.name}; {threads} thread(s))"

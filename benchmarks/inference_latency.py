@@ -102,7 +102,7 @@ def one_summary(predictor, text: str, max_new: int, use_cache: bool) -> tuple[fl
 def summariser_rows(run: str, n: int, max_new: int) -> list[dict]:
     from nlp_transfer.data.wiki_lead import load_wiki_lead
     from nlp_transfer.predict import load_predictor
-    from nlp_transfer.tasks.summariser import load_zero_shot_summariser
+    from nlp_transfer.tasks.summary_model import load_zero_shot_summariser
 
     articles = list(load_wiki_lead(seed=42)["test"]["document"][:n])
     is_run = Path(run).is_dir() or "/" in run

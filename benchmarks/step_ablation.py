@@ -50,7 +50,7 @@ def measure(method: str, settings: dict, steps: int, batch_size: int) -> dict:
     from nlp_transfer.data import rotten_tomatoes
     from nlp_transfer.data.batching import EpochSampler
     from nlp_transfer.methods import get_method
-    from nlp_transfer.tasks.classification import load_classifier
+    from nlp_transfer.tasks.classification import build_classifier
     from nlp_transfer.training.bf16_weights import Bf16ComputeModel
 
     torch.manual_seed(0)
@@ -63,7 +63,7 @@ def measure(method: str, settings: dict, steps: int, batch_size: int) -> dict:
     starts = range(0, len(order) - batch_size + 1, batch_size)
     picked = [starts[round(j * (len(starts) - 1) / (steps + 2))] for j in range(steps + 3)]  # spread over the epoch
     batches = [collate([enc[i] for i in order[k : k + batch_size]]) for k in picked]
-    model = load_classifier(path, ["negative", "positive"], tok.pad_token_id, False)
+    model = build_classifier(path, ["negative", "positive"], tok.pad_token_id, False)
     if settings["model_dropout"] is not None:
         for m in model.modules():
             if isinstance(m, torch.nn.Dropout):

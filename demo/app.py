@@ -28,6 +28,8 @@ import gradio as gr  # noqa: E402
 from demo import registry as reg  # noqa: E402
 from demo.handlers import (  # noqa: E402
     MAX_NEW_TOKENS,
+    SENTIMENT_TASK,
+    SUMMARY_TASK,
     ZERO_SHOT,
     Handlers,
     Settings,
@@ -35,6 +37,7 @@ from demo.handlers import (  # noqa: E402
     status,
     zero_shot_bases,
 )
+from nlp_transfer.tasks.spec import task_spec  # noqa: E402
 
 logger = logging.getLogger("nlp_transfer.demo")
 
@@ -114,7 +117,7 @@ def summarisation_tab(h: Handlers, options: list[tuple[str, str]], documents: li
 
 def compare_tab(h: Handlers, sentiment: list[tuple[str, str]], summarisers: list[tuple[str, str]], reviews: list[str], documents: list[str]) -> None:
     gr.Markdown("The same input through two adapters (or an adapter and the untuned base), side by side.")
-    with gr.Tab("Sentiment"):
+    with gr.Tab(task_spec(SENTIMENT_TASK).demo_tab):
         text = gr.Textbox(label="Review", lines=3, elem_id="compare-sentiment-input")
         with gr.Row():
             a, b = picker("Adapter A", sentiment, "compare-sentiment-a"), picker("Adapter B", sentiment, "compare-sentiment-b", 1)
@@ -126,7 +129,7 @@ def compare_tab(h: Handlers, sentiment: list[tuple[str, str]], summarisers: list
             gr.Examples([[r] for r in reviews], inputs=[text])
         button.click(h.compare_sentiment, [text, a, b], [label_a, label_b, table], api_name="compare_sentiment",
                      api_description="One text through two sentiment adapters: (probabilities A, probabilities B, comparison table).")
-    with gr.Tab("Summarisation"):
+    with gr.Tab(task_spec(SUMMARY_TASK).demo_tab):
         text = gr.Textbox(label="Document", lines=6, elem_id="compare-summary-input")
         with gr.Row():
             a, b = picker("Summariser A", summarisers, "compare-summary-a"), picker("Summariser B", summarisers, "compare-summary-b", 1)
@@ -145,16 +148,17 @@ def build_app(registry: reg.Registry, settings: Settings) -> gr.Blocks:
     """The page: status banner, Sentiment, Summarisation and Compare tabs; every action an endpoint."""
     h = Handlers(registry, settings)
     reviews, documents = load_examples(settings)
-    sentiment = choices(registry, "classification")
-    summarisers = choices(registry, "summarisation")
+    sentiment = choices(registry, SENTIMENT_TASK)
+    summarisers = choices(registry, SUMMARY_TASK)
     summarisers += [(f"{b}  (zero-shot base)", ZERO_SHOT + b) for b in zero_shot_bases(registry, settings)]
     with gr.Blocks(title="nlp-transfer demo", analytics_enabled=False) as demo:
         gr.Markdown("# nlp-transfer demo\nFine-tuned adapters for sentiment and summarisation, served from local runs.")
         gr.Markdown(status(registry, settings), elem_id="status")
+        sentiment_title, summary_title = task_spec(SENTIMENT_TASK).demo_tab, task_spec(SUMMARY_TASK).demo_tab
         with gr.Tabs():
-            with gr.Tab("Sentiment", id="sentiment"):
+            with gr.Tab(sentiment_title, id=sentiment_title.lower()):
                 sentiment_tab(h, sentiment, reviews)
-            with gr.Tab("Summarisation", id="summarisation"):
+            with gr.Tab(summary_title, id=summary_title.lower()):
                 summarisation_tab(h, summarisers, documents)
             with gr.Tab("Compare", id="compare"):
                 compare_tab(h, sentiment, summarisers, reviews, documents)
@@ -240,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     registry = reg.load_all(adapters, refused)
     for r in registry.refused:
         print(f"refused {r.source}: {r.reason}", file=sys.stderr)
-    for task in reg.TASKS:
+    for task in (SENTIMENT_TASK, SUMMARY_TASK):
         if not registry.names(task):
             print(no_adapter_hint(task, settings.sources), file=sys.stderr)
     if settings.host not in ("127.0.0.1", "localhost", "::1"):

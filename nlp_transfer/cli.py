@@ -7,8 +7,11 @@
     nlp-transfer merge RUN_DIR OUT_DIR [--base MODEL] [--overwrite]
     nlp-transfer methods
     nlp-transfer launch --config_file accelerate_configs/cpu_ddp.yaml recipes/classify.py --config ...
+    nlp-transfer jobs create|list|get|cancel|resume|events|logs ...   (client of `nlp-transfer serve`)
+    nlp-transfer serve [--host 127.0.0.1] [--port 8000] [--state-dir DIR] [--database-url URL] [--adapters DIR ...]
 
-Errors from bad input print as one line (exit code 2) instead of a traceback.
+Errors from bad input print as one line (exit code 2) instead of a traceback;
+NLP_TRANSFER_DEBUG=1 prints the full traceback (with its causes) before that line.
 """
 
 from __future__ import annotations
@@ -76,14 +79,13 @@ def cmd_push(argv: list[str]) -> int:
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--revision", help="branch to push to (created if missing)")
     parser.add_argument("--commit-message", "--commit_message", dest="commit_message")
-    parser.add_argument("--include-checkpoints", action="store_true", help="also upload checkpoints/ and logs/")
     parser.add_argument("--force", action="store_true", help="replace a repo that holds a different model")
     args = parser.parse_args(argv)
     from nlp_transfer.hub import push
 
     url = push(
         args.run_dir, args.repo_id, private=args.private, revision=args.revision, commit_message=args.commit_message,
-        include_checkpoints=args.include_checkpoints, force=args.force,
+        force=args.force,
     )  # fmt: skip
     print(url)
     return 0
@@ -102,6 +104,13 @@ def cmd_merge(argv: list[str]) -> int:
     return 0
 
 
+def cmd_serve(argv: list[str]) -> int:
+    """The fine-tuning service: see nlp_transfer/service/serve.py and docs/service.md."""
+    from nlp_transfer.service.serve import main as serve_main
+
+    return serve_main(argv)
+
+
 def cmd_launch(argv: list[str]) -> int:
     """Multi-process training (DDP, DeepSpeed, FSDP): see nlp_transfer/launch.py and docs/scaling.md."""
     from nlp_transfer.launch import main as launch_main
@@ -118,7 +127,14 @@ def cmd_methods(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval, "push": cmd_push, "merge": cmd_merge, "methods": cmd_methods, "launch": cmd_launch}
+def cmd_jobs(argv: list[str]) -> int:
+    """Fine-tuning jobs on a running service: see nlp_transfer/service/jobs_cli.py and docs/service.md."""
+    from nlp_transfer.service.jobs_cli import main as jobs_main
+
+    return jobs_main(argv)
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval, "push": cmd_push, "merge": cmd_merge, "methods": cmd_methods, "launch": cmd_launch, "jobs": cmd_jobs, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[argv[0]](argv[1:])
     except NLPTransferError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return log.report_error(e)
 
 
 if __name__ == "__main__":

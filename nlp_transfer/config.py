@@ -90,8 +90,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             if not isinstance(value, dict):
                 raise ValueError
             return dict(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key {key!r}: cannot read {value!r} as {_type_name(tp)}") from None
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config key {key!r}: cannot read {value!r} as {_type_name(tp)}") from e
     return value
 
 
@@ -136,10 +136,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(e)}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
     return data
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's message spans several lines with a caret drawing; keep the line, column and problem."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
 
 
 def _parse_flags(cls: type, argv: list[str]) -> tuple[str | None, dict[str, Any]]:

@@ -6,13 +6,13 @@ import time
 from typing import Any
 
 import datasets
-import yaml
 
 from nlp_transfer.data import sources, validate
 from nlp_transfer.errors import DataError
-from nlp_transfer.export import read_meta
 from nlp_transfer.metrics.classification import classification_metrics
 from nlp_transfer.predict import load_predictor, resolve_run_dir
+from nlp_transfer.rundir import RunDir
+from nlp_transfer.tasks.spec import task_spec
 
 
 def evaluate_run(
@@ -24,12 +24,8 @@ def evaluate_run(
     batch_size: int = 32,
 ) -> dict[str, Any]:
     run_dir = resolve_run_dir(name)
-    meta = read_meta(run_dir)
-    config = (
-        yaml.safe_load((run_dir / "run_config.yaml").read_text())
-        if (run_dir / "run_config.yaml").exists()
-        else {}
-    )
+    run = RunDir(run_dir)
+    meta, config = run.meta(), run.config()
     raw = sources.load_source(
         dataset or config.get("dataset", meta.get("dataset")), int(config.get("seed", 42))
     )
@@ -38,7 +34,7 @@ def evaluate_run(
     one = datasets.DatasetDict({split: raw[split]})
     predictor = load_predictor(str(run_dir))
     start = time.perf_counter()
-    if meta["task"] == "classification":
+    if task_spec(meta["task"]).labelled:  # classification: labels scored against the run's label set
         data, labels = validate.classification(
             one,
             text_column or config.get("text_column", "text"),

@@ -1,56 +1,53 @@
 """Write a finished run so that predict, the demo and the Hub need nothing but this directory.
 
-Layout: the adapter (`adapter_model.safetensors` + config, head included) or the full model
-(`model.safetensors`), the tokenizer, `nlp_transfer.json` (task, method, base model and its
-fingerprint, labels), `run_config.yaml`, `metrics.json` and a model card `README.md`.
-Files are written to a temporary directory and moved in one by one, `nlp_transfer.json` last:
-a directory without it is not a finished run.
+Layout (file names live in `nlp_transfer.rundir`): the adapter (safetensors + config, head included)
+or the full model, the tokenizer, the run's meta file (task, method, base model and its fingerprint,
+labels), the resolved config, the metrics and a model card. Everything is written to a staging
+directory and moved in one by one, the meta file last: a directory without it is not a finished run.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import platform
-import shutil
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from accelerate import Accelerator
 
 from nlp_transfer.errors import CheckpointError
+from nlp_transfer.rundir import ADAPTER_CONFIG, RunDir, atomic_write_text
 
-META_FILE = "nlp_transfer.json"
-FORMAT_VERSION = 1
-WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
-
-
-def require_safetensors(run_dir: Path) -> None:
-    """Refuse a run without safetensors weights: PEFT and transformers would fall back to pickle."""
-    if any((run_dir / f).is_file() for f in WEIGHT_FILES):
-        return
-    pickles = sorted(p.name for p in run_dir.glob("*.bin")) + sorted(p.name for p in run_dir.glob("*.pt"))
-    found = f"; found {', '.join(pickles)} (pickle files are never loaded)" if pickles else ""
-    raise CheckpointError(f"only safetensors weights are loaded and {run_dir} has none{found}")
+logger = logging.getLogger("nlp_transfer")
 
 
 def _point_adapter_at_hub(directory: Path, hub_id: str | None) -> None:
     """PEFT records the local base path; a pushed adapter should name the public base instead."""
-    path = directory / "adapter_config.json"
+    path = directory / ADAPTER_CONFIG
     if hub_id and path.is_file():
         config = json.loads(path.read_text())
         config["base_model_name_or_path"] = hub_id
-        _write_json(path, config)
+        atomic_write_text(path, json.dumps(config, indent=2) + "\n")
 
 
 def base_fingerprint(config: Any) -> dict[str, Any]:
     """Shape facts of the base model: an adapter only fits a base that matches all of them."""
-    keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "num_attention_heads", "n_embd", "n_layer", "d_model")
+    keys = (
+        "model_type",
+        "hidden_size",
+        "num_hidden_layers",
+        "vocab_size",
+        "num_attention_heads",
+        "n_embd",
+        "n_layer",
+        "d_model",
+    )
     return {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
 
 
@@ -78,10 +75,6 @@ def library_versions() -> dict[str, str]:
         except Exception:
             pass
     return out
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=float) + "\n")
 
 
 def saved_weight_shapes(directory: Path) -> dict[str, tuple[int, ...]]:
@@ -125,52 +118,38 @@ def export(
 
     state_dict = accelerator.get_state_dict(model)  # full on the main process under ZeRO-3 / FSDP
     unwrapped = accelerator.unwrap_model(model)
-    tmp = output_dir / ".export-tmp"
-    problem = None
+    run = RunDir(output_dir)
+    staged, problem = None, None
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        unwrapped.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-        _point_adapter_at_hub(tmp, meta.get("base_model_hub_id"))
-        problem = check_complete(tmp, int(meta.get("trainable_params", 0)))
+        staged = run.staging()
+        unwrapped.save_pretrained(staged.path, state_dict=state_dict, safe_serialization=True)
+        _point_adapter_at_hub(staged.path, meta.get("base_model_hub_id"))
+        problem = check_complete(staged.path, int(meta.get("trainable_params", 0)))
     (failed,) = from_main(accelerator, problem is not None)  # all ranks fail together, none waits
     if failed:
         raise CheckpointError(f"export to {output_dir} stopped: {problem or 'see the main process'}")
-    if accelerator.is_main_process:
-        tokenizer.save_pretrained(tmp)
-        (tmp / "run_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        _write_json(tmp / "metrics.json", metrics)
-        full_meta = {
-            "format_version": FORMAT_VERSION,
-            **meta,
-            "library_versions": library_versions(),
-            "hardware": hardware(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        _write_json(tmp / META_FILE, full_meta)
-        for path in sorted(tmp.iterdir(), key=lambda p: p.name == META_FILE):
-            target = output_dir / path.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(path, target)
-        tmp.rmdir()
-        try:
-            from nlp_transfer.card import write_card
-
-            write_card(output_dir)
-        except ImportError:  # pragma: no cover - card module is optional during development
-            pass
+    if staged is not None:
+        tokenizer.save_pretrained(staged.path)
+        staged.write_config(config)
+        staged.write_metrics(metrics)
+        staged.write_meta(
+            {
+                **meta,
+                "library_versions": library_versions(),
+                "hardware": hardware(),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+        _write_card(staged)
+        run.publish(staged)
     accelerator.wait_for_everyone()
 
 
-def read_meta(directory: Path) -> dict[str, Any]:
-    path = directory / META_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{directory} is not a finished nlp-transfer run (no {META_FILE})")
+def _write_card(staged: RunDir) -> None:
+    """The card is rendered from the staged files, so it is in place before the run counts as finished."""
+    from nlp_transfer.card import write_card
+
     try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is corrupt: {e}") from None
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{directory} was written by a newer nlp-transfer (format {meta['format_version']}); upgrade")
-    return meta
+        write_card(staged.path)
+    except Exception as e:  # a card bug must not cost the trained weights; `nlp-transfer push` renders one
+        logger.warning("the model card could not be written: %s", e, exc_info=True)

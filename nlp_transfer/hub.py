@@ -1,304 +1,193 @@
 """Push an exported run to the Hugging Face Hub and fetch it back by repo id.
 
-Only the files a user needs to load and judge the model go up (weights, tokenizer, run metadata,
-metrics, config, card); optimizer states, checkpoints and logs stay local unless asked for. Every
-failure becomes one ``HubError`` line that names the fix, never contains the token, and leaves the
-local output dir as it was.
+What goes up is chosen by exclusion (`RunDir.published_files`): everything in the run except
+checkpoints/, logs/, the events file, dot-files (lock, staging, temp files) and symlinks, so new
+tokenizer or model files that transformers starts writing need no list here. Only safetensors
+weights travel: a pickle file among them refuses the push before any request. Every failure becomes
+one `HubError` line that names the fix, never contains the token, and leaves the run as it was.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import HfApi, constants, get_token, snapshot_download
-from huggingface_hub.errors import (
-    HfHubHTTPError,
-    LocalEntryNotFoundError,
-    LocalTokenNotFoundError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
+import huggingface_hub as hf
+import huggingface_hub.errors as hfe
 
-from nlp_transfer.card import CARD_FILE, is_own_card, is_placeholder_card, render_card, write_atomic
+from nlp_transfer import rundir as rd
+from nlp_transfer.card import is_own_card, is_placeholder_card, render_card
 from nlp_transfer.errors import NLPTransferError
+from nlp_transfer.rundir import CARD_FILE, META_FILE, RunDir
 
 logger = logging.getLogger(__name__)
-
-META_FILE = "nlp_transfer.json"
-RUN_FILES = (META_FILE, "metrics.json", "run_config.yaml", CARD_FILE)
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
-FULL_MODEL_FILES = (
-    "config.json",
-    "generation_config.json",
-    "model.safetensors",
-    "model.safetensors.index.json",
-)
-SHARD_PATTERN = "model-*-of-*.safetensors"
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "spiece.model",
-    "sentencepiece.bpe.model",
-    "chat_template.jinja",
-    "chat_template.json",
-)
-EXTRA_DIRS = ("checkpoints", "logs")
-DOWNLOAD_PATTERNS = [*RUN_FILES, *ADAPTER_FILES, *FULL_MODEL_FILES, SHARD_PATTERN, *TOKENIZER_FILES]
 # Files a Hub repo may hold before a first push without it being "someone else's model".
 HARMLESS_REMOTE = frozenset({".gitattributes", CARD_FILE})
+# Never fetched: local-only state, dot-files and every pickle format (loading one can run code).
+DOWNLOAD_IGNORE = [".*", *(f"{d}/*" for d in rd.LOCAL_ONLY), *(f"*{s}" for s in rd.PICKLE_SUFFIXES)]
 # Text files small enough to scan for an accidentally stored token before they go public.
-SCANNED_SUFFIXES = frozenset({".json", ".yaml", ".yml", ".md", ".txt", ".jinja", ".cfg", ".toml"})
-SCAN_LIMIT_BYTES = 20_000_000
+SCANNED_SUFFIXES = frozenset({".json", ".jsonl", ".yaml", ".yml", ".md", ".txt", ".jinja", ".cfg", ".toml"})
+SCAN_LIMIT = 20_000_000  # bytes
 TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{16,}")
 NO_TOKEN = "no Hugging Face token found: set HF_TOKEN, run `hf auth login`, or pass token=... (a token with write access)"
+NETWORK_ERRORS = {"TransportError", "ConnectError", "ConnectTimeout", "TimeoutException", "NetworkError"}
 
 
 class HubError(NLPTransferError, RuntimeError):
     """A push to or download from the Hub failed; the message is one line and never holds the token."""
 
 
-@dataclass(frozen=True)
-class RunIdentity:
-    """What makes two pushes 'the same model': replacing one with the other is an update, not a clash."""
-
-    task: str
-    base: str
-    is_peft: bool
-
-    @classmethod
-    def of(cls, meta: dict[str, Any]) -> RunIdentity:
-        base = meta.get("base_model_hub_id") or meta.get("base_model") or "?"
-        return cls(task=str(meta.get("task") or "?"), base=str(base), is_peft=bool(meta.get("is_peft")))
-
-    def describe(self) -> str:
-        kind = "adapter" if self.is_peft else "full model"
-        return f"{self.task} {kind} on {self.base}"
+def identity(meta: dict[str, Any]) -> str:
+    """What makes two pushes 'the same model' (task, base, adapter or not): replacing one is an update."""
+    base = meta.get("base_model_hub_id") or meta.get("base_model") or "?"
+    return f"{meta.get('task') or '?'} {'adapter' if meta.get('is_peft') else 'full model'} on {base}"
 
 
-# --------------------------------------------------------------------------------- local checks
-
-
-def _read_meta(out: Path) -> dict[str, Any]:
-    path = out / META_FILE
-    if not out.is_dir():
-        raise HubError(f"output dir {out} does not exist")
+def select_files(output_dir: Path | str) -> list[str]:
+    """The run's files a push uploads (relative posix paths). Checkpoints never go: Accelerate's hold
+    pickles (optimizer.bin, random_states_0.pkl), and only safetensors are uploaded."""
+    run = RunDir(output_dir)
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise HubError(f"{out} is not an nlp-transfer output dir: {META_FILE} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HubError(f"{path} is unreadable ({type(e).__name__}); re-export the run") from None
-    if not isinstance(meta, dict):
-        raise HubError(f"{path} should hold a JSON object; re-export the run")
-    return meta
+        run.meta()
+    except NLPTransferError as e:
+        raise HubError(str(e)) from e
+    return run.published_files()
 
 
-def _tree_files(root: Path) -> list[str]:
-    """Regular files under root (no symlinks: they could point outside the run), relative, sorted."""
-    return sorted(
-        p.relative_to(root.parent).as_posix() for p in root.rglob("*") if p.is_file() and not p.is_symlink()
-    )
+def _check_uploadable(run: RunDir, files: list[str], token: str) -> None:
+    """Refuse a run that could not be loaded back, holds pickle files, or holds the token itself."""
+    if pickles := [f for f in files if rd.is_pickle(f)]:
+        raise HubError(
+            f"only safetensors weights are uploaded and {', '.join(pickles)} are pickle files: remove them"
+        )
+    needs = (rd.ADAPTER_CONFIG, rd.ADAPTER_WEIGHTS) if run.is_peft else (rd.MODEL_CONFIG,)
+    for name in needs:
+        if name not in files:
+            raise HubError(f"{run.path} is incomplete: {name} is missing; re-export the run before pushing")
+    try:
+        run.require_safetensors()
+    except NLPTransferError as e:
+        raise HubError(str(e)) from e
+    scanned = [
+        f for f in files if Path(f).suffix in SCANNED_SUFFIXES and (run.path / f).stat().st_size < SCAN_LIMIT
+    ]
+    for rel in (f for f in scanned if token.encode() in (run.path / f).read_bytes()):
+        raise HubError(f"{rel} contains your Hub token; remove it from the file before pushing")
 
 
-def select_files(output_dir: Path | str, *, include_checkpoints: bool = False) -> list[str]:
-    """The files a push uploads (relative posix paths): the export contract's allow-list, nothing else."""
-    out = Path(output_dir)
-    meta = _read_meta(out)
-    weights = ADAPTER_FILES if meta.get("is_peft") else FULL_MODEL_FILES
-    wanted = {*RUN_FILES, *weights, *TOKENIZER_FILES}
-    files = [p.name for p in out.iterdir() if p.is_file() and not p.is_symlink()]
-    chosen = [f for f in files if f in wanted or (not meta.get("is_peft") and Path(f).match(SHARD_PATTERN))]
-    if include_checkpoints:
-        for name in EXTRA_DIRS:
-            if (out / name).is_dir() and not (out / name).is_symlink():
-                chosen += _tree_files(out / name)
-    return sorted(set(chosen))
+def _card_to_upload(run: RunDir, repo_id: str) -> str | None:
+    """The card to upload, or None to upload the one in place untouched.
 
-
-def _check_complete(out: Path, meta: dict[str, Any], files: list[str]) -> None:
-    """Refuse to publish a run that could not be loaded back."""
-    if meta.get("is_peft"):
-        needs = [("adapter_config.json",), ("adapter_model.safetensors", "adapter_model.bin")]
-    else:
-        needs = [("config.json",), ("model.safetensors", "model.safetensors.index.json")]
-    for options in needs:
-        if not any(o in files for o in options):
-            raise HubError(f"{out} is incomplete: {options[0]} is missing; re-export the run before pushing")
-
-
-def _check_no_token_inside(out: Path, files: list[str], token: str) -> None:
-    """A token saved in a config or log by accident must not become public with the upload."""
-    needle = token.encode()
-    for rel in files:
-        path = out / rel
-        if path.suffix not in SCANNED_SUFFIXES or path.stat().st_size > SCAN_LIMIT_BYTES:
-            continue
-        if needle in path.read_bytes():
-            raise HubError(f"{rel} contains your Hub token; remove it from the file before pushing")
-
-
-# ------------------------------------------------------------------------------ error translation
+    Rendered when there is none, when only PEFT's unfilled template is there, or when it is our own
+    card exactly as rendered (for a local dir or another repo), so the Hub copy names this repo.
+    A card anyone edited is the user's and goes up as it is.
+    """
+    text = run.card_text()
+    try:
+        if text is not None and not is_placeholder_card(text):
+            named = re.search(r'load_predictor\("([^"]+)"\)', text) if is_own_card(text) else None
+            repo = named.group(1) if named and named.group(1) != "path/to/output_dir" else None
+            if not is_own_card(text) or text != render_card(run.path, repo_id=repo):
+                return None
+        return render_card(run.path, repo_id=repo_id)
+    except NLPTransferError as e:
+        raise HubError(f"cannot write the model card: {e}") from e
 
 
 def _scrub(text: str, token: str | None) -> str:
-    if token:
-        text = text.replace(token, "***")
-    return TOKEN_LIKE.sub("hf_***", text)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _in_chain(e: BaseException | None, kind: type[BaseException]) -> bool:
-    while e is not None:
-        if isinstance(e, kind):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-def _is_network_error(e: BaseException | None) -> bool:
-    """Connection trouble anywhere in the cause chain (httpx/httpx2 classes matched by name)."""
-    names = {"TransportError", "ConnectError", "ConnectTimeout", "TimeoutException", "NetworkError"}
-    while e is not None:
-        if _in_chain(e, OfflineModeIsEnabled):
-            return False
-        if isinstance(e, ConnectionError) or names & {c.__name__ for c in type(e).__mro__}:
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-def _server_message(e: HfHubHTTPError) -> str:
-    server = getattr(e, "server_message", None) or str(e)
-    first = next((line for line in str(server).splitlines() if line.strip()), "")
-    return first.strip()[:200]
+    return TOKEN_LIKE.sub("hf_***", text.replace(token, "***") if token else text)
 
 
 def _describe(
-    e: BaseException,
-    *,
-    repo_id: str,
-    endpoint: str,
-    revision: str | None,
-    write: bool,
-    token_given: bool = True,
-) -> str:
-    """Turn a huggingface_hub / transport error into the one line a user can act on."""
+    e: BaseException, repo_id: str, endpoint: str, revision: str | None, write: bool, token_given: bool
+) -> str | None:
+    """The one line a user can act on for a huggingface_hub / transport error; None for a bug of ours."""
+    chain = [e]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(cause)
+    kinds = {c for x in chain for c in type(x).__mro__}  # what was raised, and while handling what
     status = getattr(getattr(e, "response", None), "status_code", None)
-    if isinstance(e, LocalTokenNotFoundError):
+    need = "write" if write else "read"
+    if isinstance(e, hfe.LocalTokenNotFoundError):
         return NO_TOKEN
-    if _in_chain(e, OfflineModeIsEnabled):
+    if hfe.OfflineModeIsEnabled in kinds:
         return f"offline mode is on (HF_HUB_OFFLINE is set): unset it to reach the Hub at {endpoint}"
-    if _is_network_error(e):
+    if ConnectionError in kinds or NETWORK_ERRORS & {c.__name__ for c in kinds}:  # httpx's, by name
         return f"cannot reach the Hub at {endpoint} ({type(e).__name__}); check the network, proxy or HF_ENDPOINT"
     if status == 401 and not token_given:
         return f"{repo_id} is private or missing on {endpoint} and no token was sent: set HF_TOKEN or run `hf auth login`"
     if status == 401:
-        return (
-            f"the Hub at {endpoint} rejected the token (401): it is invalid, expired or revoked; "
-            "set a valid HF_TOKEN or run `hf auth login`"
-        )
+        return f"the Hub at {endpoint} rejected the token (401): it is invalid, expired or revoked; set a valid HF_TOKEN or run `hf auth login`"
     if status == 403:
-        need = "write" if write else "read"
         return f"the token lacks {need} access to {repo_id} (403): use a token with {need} permission for it"
-    if isinstance(e, RevisionNotFoundError):
+    if isinstance(e, hfe.RevisionNotFoundError):
         return f"{repo_id} has no revision {revision!r} on {endpoint}"
-    if isinstance(e, RepositoryNotFoundError) or status == 404:
+    if isinstance(e, hfe.RepositoryNotFoundError) or status == 404:
         return f"no model repo {repo_id} on {endpoint} (or it is private and this token cannot see it)"
-    if isinstance(e, LocalEntryNotFoundError):
+    if isinstance(e, hfe.LocalEntryNotFoundError):
         return f"{repo_id} could not be fetched from {endpoint} and is not in the local cache"
-    if isinstance(e, HfHubHTTPError):
-        return f"the Hub at {endpoint} answered {status} for {repo_id}: {_server_message(e)}"
+    if isinstance(e, hfe.HfHubHTTPError):
+        server = next((s for s in str(getattr(e, "server_message", None) or e).splitlines() if s.strip()), "")
+        return f"the Hub at {endpoint} answered {status} for {repo_id}: {server.strip()[:200]}"
     if isinstance(e, ValueError) and "metadata" in str(e):
-        return f"the Hub rejected the model card metadata in {CARD_FILE}: {_one_line(str(e))}"
-    return f"{type(e).__name__}: {e}"
-
-
-HANDLED = (HfHubHTTPError, LocalEntryNotFoundError, LocalTokenNotFoundError, OSError, ValueError)
+        return f"the Hub rejected the model card metadata in {CARD_FILE}: {e}"
+    return f"{type(e).__name__}: {e}" if isinstance(e, (OSError, ValueError)) else None
 
 
 @contextmanager
 def _hub_errors(
     repo_id: str, endpoint: str, token: str | None, *, revision: str | None, write: bool
 ) -> Iterator[None]:
-    """Re-raise Hub failures as one scrubbed HubError line; the original is logged (scrubbed) at debug."""
+    """Re-raise Hub failures as one scrubbed HubError line (the cause stays chained for debugging)."""
     try:
         yield
     except HubError:
         raise
     except Exception as e:
-        if not (isinstance(e, HANDLED) or _is_network_error(e)):
+        message = _describe(e, repo_id, endpoint, revision, write, bool(token))
+        if message is None:
             raise
         logger.debug("Hub call failed: %s", _scrub(repr(e), token))
-        message = _describe(
-            e, repo_id=repo_id, endpoint=endpoint, revision=revision, write=write, token_given=bool(token)
-        )
-        raise HubError(_scrub(_one_line(message), token)) from None
-
-
-# ------------------------------------------------------------------------------------- remote side
+        raise HubError(_scrub(" ".join(message.split()), token)) from e
 
 
 def resolve_endpoint(endpoint: str | None = None) -> str:
     """Explicit argument, else HF_ENDPOINT as it is *now* (the hub library froze it at import)."""
-    return (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+    return (endpoint or os.environ.get("HF_ENDPOINT") or hf.constants.ENDPOINT).rstrip("/")
 
 
-def _remote_files(api: HfApi, repo_id: str, revision: str | None) -> tuple[list[str] | None, bool]:
+def _remote_files(api: hf.HfApi, repo_id: str, revision: str | None) -> tuple[list[str] | None, bool]:
     """(files at revision or None if the repo is absent, whether the branch must be created)."""
     try:
         return api.list_repo_files(repo_id, revision=revision), False
-    except RevisionNotFoundError:
+    except hfe.RevisionNotFoundError:
         return api.list_repo_files(repo_id), True
-    except RepositoryNotFoundError as e:
+    except hfe.RepositoryNotFoundError as e:
         if getattr(e.response, "status_code", 404) == 404:
             return None, revision is not None
         raise
 
 
-def _remote_identity(api: HfApi, repo_id: str, revision: str | None) -> RunIdentity | None:
-    with tempfile.TemporaryDirectory(prefix="nlp-transfer-hub-") as tmp:
-        path = api.hf_hub_download(repo_id, META_FILE, revision=revision, cache_dir=tmp)
-        try:
-            meta = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return None
-    return RunIdentity.of(meta) if isinstance(meta, dict) else None
-
-
-def _conflict(
-    api: HfApi, repo_id: str, revision: str | None, files: list[str], mine: RunIdentity
-) -> str | None:
+def _conflict(api: hf.HfApi, repo_id: str, revision: str | None, files: list[str], mine: str) -> str | None:
     """Why pushing would clobber a different model, or None if the repo is empty or holds this kind of run.
 
-    Rule: a repo that already holds an nlp-transfer run for another task, base model or kind
-    (adapter vs full model), or holds files that nlp-transfer did not write, is someone else's model.
+    A repo that holds an nlp-transfer run for another task, base model or kind (adapter vs full
+    model), or holds files that nlp-transfer did not write, is someone else's model.
     """
     if META_FILE in files:
-        theirs = _remote_identity(api, repo_id, revision)
-        if theirs is None:
-            return f"{repo_id} holds an unreadable {META_FILE}"
-        if theirs != mine:
-            return f"{repo_id} already holds a {theirs.describe()}, this run is a {mine.describe()}"
-        return None
+        with tempfile.TemporaryDirectory(prefix="nlp-transfer-hub-") as tmp:
+            api.hf_hub_download(repo_id, META_FILE, revision=revision, local_dir=tmp)
+            try:
+                theirs = identity(RunDir(tmp).meta())
+            except NLPTransferError:
+                return f"{repo_id} holds an unreadable {META_FILE}"
+        return None if theirs == mine else f"{repo_id} already holds a {theirs}, this run is a {mine}"
     foreign = sorted(set(files) - HARMLESS_REMOTE)
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
@@ -306,74 +195,18 @@ def _conflict(
     return None
 
 
-def _literal(path: str) -> str:
-    """An fnmatch pattern that matches exactly this path (the upload filter speaks globs)."""
-    return re.sub(r"([*?\[])", r"[\1]", path)
-
-
-@contextmanager
-def _card_for_upload(out: Path, card_text: str | None) -> Iterator[None]:
-    """Put the generated card in place for the upload; put back what was there if the upload fails."""
-    if card_text is None:
-        yield
-        return
-    path = out / CARD_FILE
-    before = path.read_bytes() if path.exists() else None
-    write_atomic(path, card_text)
+def _token(token: str | None) -> str | None:
+    """The given token, else the stored one (HF_TOKEN or `hf auth login`), else None."""
     try:
-        yield
-    except BaseException:
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(before)
-        raise
-
-
-def _card_to_write(out: Path, repo_id: str) -> str | None:
-    """The card to (re)write before upload, or None to upload the one in place untouched.
-
-    Written when there is none, when only PEFT's unfilled template is there, or when it is our own
-    card exactly as rendered (for a local dir or another repo), so the Hub copy names this repo.
-    A card anyone edited is the user's and goes up as it is.
-    """
-    path = out / CARD_FILE
-    try:
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
-            if not (is_placeholder_card(text) or _is_unedited_own_card(out, text)):
-                return None
-        return render_card(out, repo_id=repo_id)
-    except NLPTransferError as e:
-        raise HubError(f"cannot write the model card: {e}") from None
-
-
-def _is_unedited_own_card(out: Path, text: str) -> bool:
-    if not is_own_card(text):
-        return False
-    match = re.search(r'load_predictor\("([^"]+)"\)', text)
-    named = match.group(1) if match and match.group(1) != "path/to/output_dir" else None
-    return text == render_card(out, repo_id=named)
+        return token or hf.get_token()
+    except Exception:  # OIDC exchange errors surface as "no usable token"
+        return None
 
 
 def _resolve_token(token: str | None) -> str:
-    try:
-        token = token or get_token()
-    except Exception:  # OIDC exchange errors surface as "no usable token"
-        token = None
-    if not token:
+    if not (token := _token(token)):
         raise HubError(NO_TOKEN)
     return token
-
-
-def _preflight(api: HfApi, repo_id: str, token: str) -> None:
-    """Check the token before anything else so a bad one fails fast and touches nothing."""
-    info = api.whoami(token=token)
-    role = ((info.get("auth") or {}).get("accessToken") or {}).get("role")
-    if role == "read":
-        raise HubError(
-            f"the token is read-only and cannot write to {repo_id} (403): create a token with write access"
-        )
 
 
 def push(
@@ -384,59 +217,53 @@ def push(
     revision: str | None = None,
     commit_message: str | None = None,
     token: str | None = None,
-    include_checkpoints: bool = False,
     endpoint: str | None = None,
     force: bool = False,
 ) -> str:
-    """Upload an exported run to ``repo_id`` (created if needed) and return the repo URL.
+    """Upload an exported run to `repo_id` (created if needed) in one commit and return the repo URL.
 
-    ``private`` applies only when the repo is created. ``force=True`` replaces a repo that holds a different model (its old files are deleted in the
-    same commit) instead of refusing.
+    `private` applies only when the repo is created. `force=True` replaces a repo that holds a
+    different model (its old files are deleted in the same commit) instead of refusing. The card
+    that went up is written locally only after the commit succeeded.
     """
-    out = Path(output_dir).resolve()
-    meta = _read_meta(out)
-    files = select_files(out, include_checkpoints=include_checkpoints)
-    _check_complete(out, meta, files)
+    run = RunDir(Path(output_dir).resolve())
+    files = select_files(run.path)
     token = _resolve_token(token)
-    _check_no_token_inside(out, files, token)
-    card_text = _card_to_write(out, repo_id)
-    if card_text and token in card_text:
-        raise HubError(
-            f"the generated {CARD_FILE} would contain your Hub token; remove it from the run's files"
-        )
+    _check_uploadable(run, files, token)
+    card = _card_to_upload(run, repo_id)
+    if card and token in card:
+        raise HubError(f"the generated {CARD_FILE} would contain your Hub token; remove it from the run")
     url = resolve_endpoint(endpoint)
-    if constants.is_offline_mode():
-        raise HubError(f"offline mode is on (HF_HUB_OFFLINE is set): unset it to push to {url}")
-    api = HfApi(endpoint=url, token=token, library_name="nlp-transfer")
+    api = hf.HfApi(endpoint=url, token=token, library_name="nlp-transfer")
     with _hub_errors(repo_id, url, token, revision=revision, write=True):
-        _preflight(api, repo_id, token)
+        role = ((api.whoami(token=token).get("auth") or {}).get("accessToken") or {}).get("role")
+        if role == "read":  # a bad token fails here, before anything is created
+            raise HubError(
+                f"the token is read-only and cannot write to {repo_id} (403): create a token with write access"
+            )
         remote, new_branch = _remote_files(api, repo_id, revision)
-        reason = _conflict(
-            api, repo_id, revision if not new_branch else None, remote or [], RunIdentity.of(meta)
-        )
+        reason = _conflict(api, repo_id, None if new_branch else revision, remote or [], identity(run.meta()))
         if reason and not force:
             raise HubError(f"{reason}; pass force=True to replace its content or choose another repo_id")
-        # Only create what is missing: an existing repo may be writable by a token that cannot create repos.
-        repo_url = (
-            f"{url}/{repo_id}"
-            if remote is not None
-            else api.create_repo(repo_id, private=private, exist_ok=True)
-        )
+        if remote is None:  # create only what is missing: a token may write to a repo it could not create
+            api.create_repo(repo_id, private=private, exist_ok=True)
         if new_branch:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        uploads = sorted({*files, CARD_FILE})
-        logger.info("pushing %d files from %s to %s at %s", len(uploads), out, repo_id, url)
-        with _card_for_upload(out, card_text):
-            api.upload_folder(
-                repo_id=repo_id,
-                folder_path=out,
-                allow_patterns=[_literal(f) for f in uploads],
-                delete_patterns=["*"] if reason else None,
-                commit_message=commit_message
-                or f"Upload {meta.get('method', 'model')} run from nlp-transfer",
-                revision=revision,
-            )
-    return str(repo_url)
+        sources: dict[str, str | bytes] = {f: str(run.path / f) for f in files}
+        if card:  # the rendered card replaces the file in place
+            sources[CARD_FILE] = card.encode()
+        uploads = [hf.CommitOperationAdd(f, source) for f, source in sources.items()]
+        stale = sorted(set(remote or []) - set(files) - {".gitattributes", CARD_FILE}) if reason else []
+        logger.info("pushing %d files from %s to %s at %s", len(uploads), run.path, repo_id, url)
+        api.create_commit(
+            repo_id,
+            [*uploads, *(hf.CommitOperationDelete(f) for f in stale)],
+            commit_message=commit_message or f"Upload {run.method} run from nlp-transfer",
+            revision=revision,
+        )
+    if card:
+        run.write_text(CARD_FILE, card)
+    return f"{url}/{repo_id}"
 
 
 def download(
@@ -447,25 +274,22 @@ def download(
     endpoint: str | None = None,
     cache_dir: Path | str | None = None,
 ) -> Path:
-    """Fetch a pushed run (allow-listed files only) into the HF cache and return its local dir."""
+    """Fetch a pushed run (no local-only files, no pickles) into the HF cache and return its local dir."""
     url = resolve_endpoint(endpoint)
-    try:
-        token = token or get_token()
-    except Exception:  # anonymous download still works for public repos
-        token = None
+    token = _token(token)  # None: anonymous, which works for public repos
     with _hub_errors(repo_id, url, token, revision=revision, write=False):
         path = Path(
-            snapshot_download(
+            hf.snapshot_download(
                 repo_id,
                 revision=revision,
                 token=token,
                 endpoint=url,
                 cache_dir=cache_dir,
-                allow_patterns=DOWNLOAD_PATTERNS,
+                ignore_patterns=DOWNLOAD_IGNORE,
                 library_name="nlp-transfer",
             )
         )
-    if not (path / META_FILE).is_file():
+    if not RunDir(path).is_finished():
         where = f" at {revision}" if revision else ""
         raise HubError(f"{repo_id}{where} is not an nlp-transfer export: it has no {META_FILE}")
     return path

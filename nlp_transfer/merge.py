@@ -10,7 +10,6 @@ prompt- or prefix-style adapters cannot, and say so.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -19,18 +18,18 @@ from pathlib import Path
 
 import torch
 
-from nlp_transfer import export
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.predict import load_model, model_class, resolve_run_dir
+from nlp_transfer.rundir import CONFIG_FILE, METRICS_FILE, SAMPLES_FILE, RunDir
 
 logger = logging.getLogger("nlp_transfer")
-COPIED = ("run_config.yaml", "metrics.json", "samples.jsonl")  # the run's record travels with the weights
+COPIED = (CONFIG_FILE, METRICS_FILE, SAMPLES_FILE)  # the run's record travels with the weights
 
 
 def merge_run(run: str | Path, out_dir: str | Path, base: str | None = None, overwrite: bool = False) -> Path:
     """Write the merged run to `out_dir` (atomically: a temporary directory renamed at the end)."""
     run_dir = resolve_run_dir(str(run))
-    meta = export.read_meta(run_dir)
+    meta = RunDir(run_dir).meta()
     if not meta.get("is_peft"):
         raise ConfigError(f"{run_dir} holds full weights ({meta['method']}); only adapter runs can be merged")
     out = Path(out_dir)
@@ -46,7 +45,7 @@ def merge_run(run: str | Path, out_dir: str | Path, base: str | None = None, ove
     except (AttributeError, ValueError, NotImplementedError) as e:
         raise ConfigError(
             f"the {meta['method']} adapter in {run_dir} cannot be merged: {str(e).splitlines()[0]}"
-        ) from None
+        ) from e
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
@@ -54,29 +53,29 @@ def merge_run(run: str | Path, out_dir: str | Path, base: str | None = None, ove
         # decoder classifiers pool at the last non-pad token, so the standalone config needs the pad id
         merged.config.pad_token_id = tokenizer.pad_token_id
 
-    tmp = out.parent / f".{out.name}.merge-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    merged.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
+    tmp = RunDir(out.parent / f".{out.name}.merge-tmp")
+    shutil.rmtree(tmp.path, ignore_errors=True)
+    tmp.path.mkdir(parents=True)
+    merged.save_pretrained(tmp.path, safe_serialization=True)
+    tokenizer.save_pretrained(tmp.path)
     for name in COPIED:
         if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, tmp / name)
+            shutil.copy2(run_dir / name, tmp.path / name)
     merged_meta = {
         **meta,
         "is_peft": False,
         "merged_from": str(run_dir),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (tmp / export.META_FILE).write_text(json.dumps(merged_meta, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    tmp.write_meta(merged_meta)
     try:
         from nlp_transfer.card import write_card
 
-        write_card(out)
+        write_card(tmp.path)
     except Exception as e:  # the card is a convenience; the merged weights are what was asked for
         logger.warning("merged model saved, but its model card could not be written: %s", e)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp.path, out)
     logger.info("merged %s into %s -> %s", meta["method"], meta["base_model"], out)
     return out

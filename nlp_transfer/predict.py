@@ -15,7 +15,9 @@ from safetensors import SafetensorError
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from nlp_transfer import catalog, export
-from nlp_transfer.errors import CheckpointError
+from nlp_transfer.errors import CheckpointError, ConfigError
+from nlp_transfer.rundir import RunDir
+from nlp_transfer.tasks.spec import TASK_NAMES, TaskSpec, load_object, task_spec
 
 
 def resolve_run_dir(name: str) -> Path:
@@ -45,7 +47,7 @@ def load_model(
     run_dir: Path, meta: dict[str, Any], auto_cls: Any, base: str | None = None, **kwargs: Any
 ) -> torch.nn.Module:
     """The trained model: full weights from run_dir, or the base (or `base` override) plus the adapter."""
-    export.require_safetensors(run_dir)
+    RunDir(run_dir).require_safetensors()
     try:
         if not meta.get("is_peft"):
             return auto_cls.from_pretrained(run_dir, use_safetensors=True, **kwargs)
@@ -58,28 +60,22 @@ def load_model(
     except CheckpointError:
         raise
     except (OSError, RuntimeError, ValueError, SafetensorError) as e:
+        raise CheckpointError(f"could not load the model in {run_dir}: {str(e).splitlines()[0][:300]}") from e
+
+
+def _spec(meta: dict[str, Any], run_dir: Path | str) -> TaskSpec:
+    try:
+        return task_spec(str(meta.get("task")))
+    except ConfigError as e:
         raise CheckpointError(
-            f"could not load the model in {run_dir}: {str(e).splitlines()[0][:300]}"
-        ) from None
+            f"{run_dir} holds a run of task {meta.get('task')!r}, which has no predictor "
+            f"(tasks with one: {', '.join(TASK_NAMES)})"
+        ) from e
 
 
 def model_class(meta: dict[str, Any]) -> tuple[type, dict[str, Any]]:
     """The Auto class (and head kwargs for a base that has no head yet) the run's task trained."""
-    if meta["task"] == "classification":
-        from transformers import AutoModelForSequenceClassification
-
-        labels = meta["labels"]
-        kwargs = {
-            "num_labels": len(labels),
-            "id2label": dict(enumerate(labels)),
-            "label2id": {n: i for i, n in enumerate(labels)},
-        }
-        return AutoModelForSequenceClassification, kwargs
-    if meta["task"] == "summarisation":
-        from nlp_transfer.tasks.summariser import generator_class
-
-        return generator_class(meta.get("family", "decoder")), {}
-    raise CheckpointError(f"no model class for a run of task {meta['task']!r}")
+    return load_object(_spec(meta, "this run directory").task_class).model_class(meta)
 
 
 @dataclass
@@ -117,32 +113,31 @@ class ClassifierPredictor:
         ]
 
 
+def load_classifier(run_dir: Path, meta: dict[str, Any], base: str | None = None) -> ClassifierPredictor:
+    """A finished classification run (adapter on its base, or a full model) in eval mode."""
+    tokenizer = _tokenizer(run_dir)
+    cls, kwargs = model_class(meta)
+    if not meta.get("is_peft"):
+        kwargs = {}  # a full model's own config holds its head
+    model = load_model(run_dir, meta, cls, base, **kwargs).eval()
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    max_length = RunDir(run_dir).max_length
+    return ClassifierPredictor(model, tokenizer, meta["labels"], meta, max_length=max_length)
+
+
 def load_predictor(name: str, base: str | None = None) -> ClassifierPredictor | Any:
-    """`name`: a run directory or Hub repo id. `base` overrides the base model (e.g. a local copy)."""
+    """`name`: a run directory or Hub repo id. `base` overrides the base model (e.g. a local copy).
+
+    The run's task names its loader in tasks/spec.py (`predictor_loader(run_dir, meta, base)`)."""
     run_dir = resolve_run_dir(name)
-    meta = export.read_meta(run_dir)
+    meta = RunDir(run_dir).meta()
+    return load_object(_spec(meta, run_dir).predictor_loader)(run_dir, meta, base)
+
+
+def _tokenizer(run_dir: Path) -> PreTrainedTokenizerBase:
+    """The run's tokenizer; decoders without a pad token pad with their end-of-sequence token."""
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if meta["task"] == "classification":
-        cls, kwargs = model_class(meta)
-        if not meta.get("is_peft"):
-            kwargs = {}  # a full model's own config holds its head
-        model = load_model(run_dir, meta, cls, base, **kwargs).eval()
-        labels = meta["labels"]
-        if getattr(model.config, "pad_token_id", None) is None:
-            model.config.pad_token_id = tokenizer.pad_token_id
-        max_length = int(_run_config(run_dir).get("max_length", 512))
-        return ClassifierPredictor(model, tokenizer, labels, meta, max_length=max_length)
-    if meta["task"] == "summarisation":
-        from nlp_transfer.tasks.summarisation import load_summariser
-
-        return load_summariser(run_dir, meta, base)
-    raise CheckpointError(f"{run_dir}: unknown task {meta['task']!r}")
-
-
-def _run_config(run_dir: Path) -> dict[str, Any]:
-    import yaml
-
-    path = run_dir / "run_config.yaml"
-    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+    return tokenizer

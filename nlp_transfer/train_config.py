@@ -7,8 +7,8 @@ from typing import Any
 
 from nlp_transfer.config import closest, opt
 from nlp_transfer.errors import ConfigError
+from nlp_transfer.tasks.spec import TASK_NAMES
 
-TASKS = ("classification", "summarisation")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
 
@@ -16,7 +16,7 @@ SCHEDULES = ("linear", "cosine", "constant", "constant_with_warmup")
 @dataclass
 class TrainConfig:
     # what to adapt, to what
-    task: str = opt("classification", "classification | summarisation")
+    task: str = opt("classification", " | ".join(TASK_NAMES))
     model: str = opt("minilm-l6", "built-in name (minilm-l6, smollm2-135m), local directory or Hub id")
     trust_remote_code: bool = opt(
         False, "run model code from the Hub; off because it executes downloaded code"
@@ -120,7 +120,7 @@ class TrainConfig:
                     f"{key} must be one of {', '.join(allowed)}, not {value!r}{closest(value, list(allowed))}"
                 )
 
-        one_of("task", TASKS)
+        one_of("task", TASK_NAMES)  # tasks/spec.py: imports only config and errors, no cycle
         one_of("precision", PRECISIONS)
         one_of("lr_schedule", SCHEDULES)
         one_of("report_to", ("tensorboard", "none"))

@@ -30,6 +30,7 @@ from nlp_transfer.config import parse_config
 from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.pipeline import run
 from nlp_transfer.report import print_summary
+from nlp_transfer.tasks.classification import ClassificationTask
 from nlp_transfer.train_config import TrainConfig
 
 
@@ -37,14 +38,13 @@ def main(argv: list[str]) -> int:
     log.setup()
     try:
         cfg = parse_config(TrainConfig, argv)
-        if cfg.task != "classification":
+        if cfg.task != ClassificationTask.name:
             raise NLPTransferError(
-                f"recipes/classify.py runs task classification; this config has task {cfg.task!r}"
+                f"recipes/classify.py runs task {ClassificationTask.name}; this config has task {cfg.task!r}"
             )
         print_summary(cfg, run(cfg))
     except NLPTransferError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return log.report_error(e)
     return 0
 
 

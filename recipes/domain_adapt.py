@@ -20,7 +20,7 @@ from typing import Any
 
 from nlp_transfer import pipeline
 from nlp_transfer.config import from_dict, opt
-from nlp_transfer.transfer import datasets as derived
+from nlp_transfer.transfer import derived_datasets as derived
 from nlp_transfer.transfer.common import drop_weights, mean_std, recipe_main, train_config
 from nlp_transfer.transfer.domain_adapt import DomainAdaptation, DomainAdaptTask
 from nlp_transfer.transfer.study import NO_CHECKPOINTS, append_row, read_rows

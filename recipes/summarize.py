@@ -44,6 +44,7 @@ from nlp_transfer.config import parse_config
 from nlp_transfer.errors import NLPTransferError
 from nlp_transfer.pipeline import run
 from nlp_transfer.report import print_summary
+from nlp_transfer.tasks.summarisation import SummarisationTask
 from nlp_transfer.train_config import TrainConfig
 
 
@@ -51,14 +52,13 @@ def main(argv: list[str]) -> int:
     log.setup()
     try:
         cfg = parse_config(TrainConfig, argv)
-        if cfg.task != "summarisation":
+        if cfg.task != SummarisationTask.name:
             raise NLPTransferError(
-                f"recipes/summarize.py runs task summarisation; this config has task {cfg.task!r}"
+                f"recipes/summarize.py runs task {SummarisationTask.name}; this config has task {cfg.task!r}"
             )
         print_summary(cfg, run(cfg))
     except NLPTransferError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return log.report_error(e)
     return 0
 
 

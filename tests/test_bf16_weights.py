@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from conftest import kill_at, tiny_config
 from nlp_transfer.pipeline import run
-from nlp_transfer.tasks.classification import load_classifier
+from nlp_transfer.tasks.classification import build_classifier
 from nlp_transfer.training.bf16_weights import Bf16ComputeModel
 
 
@@ -26,7 +26,7 @@ def _fresh_accelerator_state():
 
 def _model(tiny_models: dict) -> torch.nn.Module:
     torch.manual_seed(0)
-    return load_classifier(str(tiny_models["bert"]), ["neg", "pos"], pad_token_id=0, trust_remote_code=False)
+    return build_classifier(str(tiny_models["bert"]), ["neg", "pos"], pad_token_id=0, trust_remote_code=False)
 
 
 def test_gradients_reach_the_fp32_masters_and_updates_reach_the_bf16_copy(tiny_models: dict) -> None:

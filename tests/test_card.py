@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
@@ -14,6 +17,8 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from hub_standin import make_output_dir
 from nlp_transfer.card import render_card, write_card
 from nlp_transfer.errors import CheckpointError
+from nlp_transfer.rundir import RunDir
+from nlp_transfer.tasks.spec import task_spec
 
 
 def split_card(text: str) -> tuple[dict, str]:
@@ -40,7 +45,12 @@ def test_front_matter_parses_and_carries_test_metrics(tmp_path: Path) -> None:
     results = model_index_to_eval_results(meta["model-index"])[1]  # the Hub library's own parser
     got = {(r.metric_type, r.metric_name): r.metric_value for r in results}
     test = json.loads((out / "metrics.json").read_text())["test"]
-    assert got == {("accuracy", "Accuracy"): test["accuracy"], ("f1", "Macro F1"): test["macro_f1"]}
+    names = dict(task_spec("classification").shown_metrics)  # display names come from the task spec
+    assert got == {
+        ("accuracy", names["accuracy"]): test["accuracy"],
+        ("f1", names["macro_f1"]): test["macro_f1"],
+    }
+    assert [r.metric_args for r in results] == [None, {"average": "macro"}]
     assert {(r.task_type, r.dataset_type, r.dataset_split) for r in results} == {
         ("text-classification", "rotten_tomatoes", "test")
     }
@@ -53,13 +63,16 @@ def test_body_has_the_sections_and_numbers(tmp_path: Path) -> None:
     for heading in ("What it is", "Training data", "Results", "Training time and hardware", "Limitations"):
         assert f"## {heading}" in body
     assert "74,498 of 22,788,866 (0.33%)" in body
-    assert "| Accuracy | 0.8113 | 0.8201 |" in body
+    assert "| accuracy | 0.8113 | 0.8201 |" in body and "| macro-F1 | 0.8071 | 0.8155 |" in body
     assert "| true `rotten` | 391 | 137 |" in body
     assert "7 min 24 s" in body and "CPU, 2 threads" in body
     assert "```yaml\n" in body and "lr: 0.0005" in body
     assert "movie-review snippets" in body and "Sarcasm" in body
     assert 'load_predictor("tester/minilm-rt-lora")' in body
-    assert "PeftModel.from_pretrained(base" in body
+    assert (
+        'AutoPeftModelForSequenceClassification.from_pretrained("tester/minilm-rt-lora", num_labels=2)'
+        in body
+    )
     for block in python_blocks(body):
         compile(block, "card-snippet", "exec")  # the snippets are at least valid Python
 
@@ -85,7 +98,9 @@ def test_full_model_summarisation_card(tmp_path: Path) -> None:
     ]
     assert "zero-shot base (test)" in body  # the untuned baseline sits beside the tuned numbers
     assert "Examples per split: test 23" in body
-    assert "2000s Wikipedia" in body and "invent facts" in body and "repetition" in body
+    assert "2000s Wikipedia" in body
+    for mode in task_spec("summarisation").failure_modes:
+        assert f"- {mode}" in body
     assert "PeftModel" not in body and 'pipeline("summarization"' in body
 
 
@@ -129,7 +144,8 @@ def test_hub_dataset_is_linked_and_counts_stay_out_of_model_index(tmp_path: Path
     front, body = split_card(render_card(out))
     assert front["datasets"] == ["stanfordnlp/imdb"]
     types = [m["type"] for m in front["model-index"][0]["results"][0]["metrics"]]
-    assert types == ["accuracy", "f1", "loss"]
+    assert types == ["accuracy", "f1"]  # the task's shown metrics; loss stays in the table below
+    assert "| loss | 0.4100 |" in body
     assert "| step |" not in body and "Examples per split: test 1,276" in body
 
 
@@ -139,7 +155,9 @@ def test_topic_classifier_gets_no_sentiment_caveats(tmp_path: Path) -> None:
     meta["labels"] = ["world", "sports", "business", "sci/tech"]
     (out / "nlp_transfer.json").write_text(json.dumps(meta))
     _, body = split_card(render_card(out))
-    assert "Sarcasm" not in body and "fit none of the labels" in body
+    assert "Sarcasm" not in body
+    for mode in task_spec("classification").failure_modes:  # the task's own caveats, from its spec
+        assert f"- {mode}" in body
 
 
 def test_write_card_is_atomic_and_matches_render(tmp_path: Path) -> None:
@@ -163,3 +181,36 @@ def test_run_warnings_reach_the_limitations(tmp_path: Path) -> None:
     _, body = split_card(render_card(out))
     limits = body.split("## Limitations", 1)[1]
     assert "**Warning from this run:** validation loss rose from 0.4000" in limits
+
+
+def test_usage_snippets_run_and_agree_with_load_predictor(
+    tiny_models: dict, review_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The card's code is executed on a real (tiny) adapter run: both snippets print the same label."""
+    from conftest import tiny_config
+    from nlp_transfer.pipeline import run
+    from nlp_transfer.predict import load_predictor
+
+    out = tmp_path / "lora"
+    run(tiny_config(tiny_models["bert"], review_csv, out, method="lora", max_steps=3, method_args={"r": 4}))
+    _, body = split_card(RunDir(out).card_text() or "")  # the card export wrote
+    example = task_spec("classification").example_input
+    predictor = load_predictor(str(out))
+    expected = predictor.predict([example])[0]["label"]
+    ours, plain = python_blocks(body)
+    exec(ours.replace("path/to/output_dir", str(out)), {})
+    assert f"'label': '{expected}'" in capsys.readouterr().out
+    namespace: dict = {}
+    exec(plain.replace("path/to/output_dir", str(out)), namespace)
+    assert capsys.readouterr().out.strip() == expected
+    with torch.no_grad():  # the plain-PEFT model is the trained adapter and head, not a fresh head
+        logits = namespace["model"](**namespace["inputs"]).logits
+    torch.testing.assert_close(logits, predictor.logits([example]), rtol=0, atol=1e-5)
+
+
+def test_card_and_hub_import_no_torch() -> None:
+    """The card reads facts from the method registry and the dataset registry, but a push from the
+    CLI renders it without paying for torch (seconds of import on this machine)."""
+    code = "import sys, nlp_transfer.hub; print(sorted(m for m in ('torch', 'peft') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -114,6 +114,79 @@ def test_hub_id_offline_names_builtins() -> None:
     assert time.perf_counter() - start < 5, "offline mode must not wait on network retries"
 
 
+OWNERLESS_HUB_IDS = ["bert-base-uncased", "gpt2", "roberta-base", "distilbert-base-uncased", "t5-small"]
+
+
+@pytest.mark.parametrize("name", OWNERLESS_HUB_IDS)
+def test_ownerless_hub_id_goes_to_the_hub(name: str) -> None:
+    """Issue 14.4: these were refused as 'Unknown model ... Did you mean smollm2-135m?'."""
+    with pytest.raises(AssetError) as info:
+        resolve_model(name)
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"Hub model {name!r}" in message
+    assert "not in the local cache" in message and "HF_HUB_OFFLINE" in message
+    assert "Did you mean" not in message
+    assert type(info.value.__cause__).__name__ == "OSError", "the Hub's own error stays in the chain"
+
+
+@pytest.mark.parametrize(("name", "family"), [("gpt2", "decoder"), ("bert-base-uncased", "encoder")])
+def test_ownerless_hub_id_resolves_from_the_hub_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, family: str
+) -> None:
+    """A bare id found in the Hub cache resolves offline exactly like owner/name does."""
+    import huggingface_hub.constants
+
+    kind = "gpt2" if name == "gpt2" else "bert"
+    for repo_id in (name, f"someone/{name}"):
+        repo = tmp_path / "hub" / f"models--{repo_id.replace('/', '--')}"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text("0" * 40)
+        save_config(repo / "snapshots" / ("0" * 40), kind)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for repo_id in (name, f"someone/{name}"):
+        resolved = resolve_model(repo_id)
+        assert (resolved.path, resolved.hub_id, resolved.family, resolved.builtin) == (
+            repo_id,
+            repo_id,
+            family,
+            False,
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "closest"),
+    [("minilm-l7", "minilm-l6"), ("smollm2", "smollm2-135m"), ("smolm2-135m", "smollm2-135m")],
+)
+def test_close_typo_of_builtin_suggests_it_without_asking_the_hub(
+    monkeypatch: pytest.MonkeyPatch, name: str, closest: str
+) -> None:
+    monkeypatch.setattr(catalog, "_resolve_hub", lambda *a: pytest.fail("a typo must not go to the Hub"))
+    with pytest.raises(ConfigError, match=f"Did you mean '{closest}'"):
+        resolve_model(name)
+
+
+@pytest.mark.parametrize("name", ["./my_model", "runs/x", "runs/exp2", "runs/exp1/checkpoint-5"])
+def test_missing_local_path_is_no_such_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    """runs/x has Hub-id shape, but runs/ exists here, so it is a path: no Hub look-up."""
+    (tmp_path / "runs" / "exp1").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(catalog, "_resolve_hub", lambda *a: pytest.fail(f"{name} must not go to the Hub"))
+    with pytest.raises(AssetError, match="no such directory") as info:
+        resolve_model(name)
+    if name == "runs/exp2":
+        assert "did you mean 'runs/exp1'?" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["my model", "a--b", "owner/name/extra?"])
+def test_invalid_names_are_refused_without_the_hub(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setattr(catalog, "_resolve_hub", lambda *a: pytest.fail(f"{name} must not go to the Hub"))
+    with pytest.raises((ConfigError, AssetError), match="no such directory|neither a built-in"):
+        resolve_model(name)
+
+
 @pytest.mark.parametrize(
     ("name", "command"),
     [
@@ -247,6 +320,7 @@ print("RESOLVED", resolve_model("smollm2-135m").path)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two processes race a real GGUF conversion
 def test_smollm2_converts_once_across_processes_and_generates(tmp_path: Path) -> None:
     """Two processes race for the conversion; one converts, the other waits and reuses."""
     from transformers import AutoModelForCausalLM

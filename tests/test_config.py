@@ -61,3 +61,23 @@ def test_help_lists_every_option(capsys: pytest.CaptureFixture) -> None:
         parse_config(TrainConfig, ["--help"])
     text = capsys.readouterr().out
     assert "--lr" in text and "--method_args" in text and "peak learning rate" in text
+
+
+def test_broken_yaml_is_one_line_with_position_and_keeps_the_cause(tmp_path: Path) -> None:
+    """PyYAML's message spans five lines with a caret drawing; the error keeps line, column, problem."""
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text("model: minilm-l6\nlabels: [negative, positive\nepochs: 2\n")
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"config file {path} is not valid YAML: line 3, column 7: expected ',' or ']'")
+    assert isinstance(info.value.__cause__, yaml.YAMLError)
+
+
+def test_unreadable_value_keeps_the_cause() -> None:
+    with pytest.raises(ConfigError, match="config key 'epochs': cannot read 'two' as float") as info:
+        parse_config(TrainConfig, ["--epochs", "two"])
+    assert isinstance(info.value.__cause__, ValueError)

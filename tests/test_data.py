@@ -104,6 +104,12 @@ def test_single_file_gets_held_out_splits(tmp_path: Path) -> None:
     assert sum(len(v) for v in data.values()) == len(GOOD)
 
 
+def test_too_few_rows_to_hold_out_a_split_is_one_data_error() -> None:
+    data = datasets.DatasetDict({"train": datasets.Dataset.from_list(GOOD[:1])})
+    with pytest.raises(DataError, match="cannot hold out a test split from 1 training example"):
+        sources.ensure_splits(data, "train", "validation", "test", seed=0)
+
+
 @pytest.mark.parametrize("kind", ["jsonl", "parquet", "disk"])
 def test_other_formats_and_label_names_kept(kind: str, tiny_models: dict, tmp_path: Path) -> None:
     df = pd.DataFrame(synthetic_reviews(96)).rename(columns={"text": "body", "label": "stars"})
@@ -128,3 +134,89 @@ def test_builtin_rotten_tomatoes_split() -> None:
     texts = [set(v["text"]) for v in data.values()]
     assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
     assert data["train"].features["label"].names == ["negative", "positive"]
+
+
+# --- unreadable files name the line and the problem (issue 14.6) --------------------------------------
+
+_CSV_OK = "text,label\n" + "".join(
+    f"a fine film number {i},positive\na dull one {i},negative\n" for i in range(5)
+)
+UNREADABLE = {
+    # name: (file contents, what the one-line error must say)
+    "latin1.csv": (
+        (_CSV_OK + "un caf\xe9 cr\xe8me,positive\n").encode("latin-1"),
+        r"latin1\.csv: line 12, column 7: byte 0xe9 \(byte offset \d+\) is not UTF-8.*Latin-1",
+    ),
+    "broken.jsonl": (
+        b'{"text": "good", "label": "positive"}\n{"text": "bad", "label": }\n',
+        r"broken\.jsonl: line 2, column 26: JSON parse error: Expecting value",
+    ),
+    "broken.json": (
+        b'[\n {"text": "good", "label": "positive"},\n {"text": "bad" "label": "negative"}\n]\n',
+        r"broken\.json: line 3, column 17: JSON parse error: Expecting ',' delimiter",
+    ),
+    "lines.jsonl": (
+        b'{"text": "good", "label": "positive"}\n["bad", "negative"]\n',
+        r"lines\.jsonl: line 2: a JSON list, not an object",
+    ),
+    "ragged.csv": (
+        _CSV_OK.encode() + b"too,many,fields\n",
+        r"ragged\.csv: .*Expected 2 fields in line 12, saw 3",
+    ),
+    "utf16.csv": (_CSV_OK.encode("utf-16"), r"utf16\.csv: the file is UTF-16"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNREADABLE))
+def test_unreadable_file_error_names_line_and_problem(name: str, tmp_path: Path) -> None:
+    """Before: 'could not read FILE: DatasetGenerationError: An error occurred while generating ...'."""
+    contents, expected = UNREADABLE[name]
+    path = tmp_path / name
+    path.write_bytes(contents)
+    with pytest.raises(DataError, match=expected) as info:
+        sources.load_source(str(path), seed=0)
+    message = str(info.value)
+    assert "\n" not in message and "An error occurred" not in message
+    assert info.value.__cause__ is not None, "the library's own exception stays chained for debugging"
+
+
+def test_unreadable_split_in_a_directory_is_named(tmp_path: Path) -> None:
+    d = _csv(tmp_path / "d", GOOD)
+    (d / "test.csv").write_bytes(("text,label\nna\xefve,positive\n").encode("latin-1"))
+    with pytest.raises(DataError, match=r"test\.csv: line 2, column 3: byte 0xef"):
+        sources.load_source(str(d), seed=0)
+
+
+def test_debug_switch_prints_the_traceback_behind_the_one_line_error(
+    tiny_models: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The CLI and the recipes share log.report_error: one line, plus the chained traceback on request."""
+    import importlib.util
+
+    from nlp_transfer import cli
+
+    REPO = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("classify_recipe", REPO / "recipes" / "classify.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    bad = tmp_path / "broken.jsonl"
+    bad.write_bytes(UNREADABLE["broken.jsonl"][0])
+    argv = ["--model", str(tiny_models["bert"]), "--dataset", str(bad), "--output_dir", str(tmp_path / "out")]
+
+    for entry in (lambda: cli.main(["train", *argv]), lambda: recipe.main(argv)):
+        monkeypatch.delenv("NLP_TRANSFER_DEBUG", raising=False)
+        assert entry() == 2
+        quiet = capsys.readouterr().err
+        assert [line for line in quiet.splitlines() if line.startswith("error:")] == [
+            f"error: could not read {bad}: line 2, column 26: JSON parse error: Expecting value"
+        ]
+        assert "Traceback" not in quiet
+
+        monkeypatch.setenv("NLP_TRANSFER_DEBUG", "1")
+        assert entry() == 2
+        loud = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in loud
+        assert "DatasetGenerationError" in loud or "ValueError" in loud, "the cause behind the line is shown"
+        assert "The above exception was the direct cause of the following exception" in loud
+        assert loud.strip().splitlines()[-1].startswith("error: could not read"), "the one line still ends it"
+    assert not (tmp_path / "out").exists()

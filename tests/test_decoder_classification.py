@@ -17,7 +17,7 @@ from conftest import tiny_config
 from nlp_transfer import catalog
 from nlp_transfer.pipeline import run
 from nlp_transfer.predict import load_predictor
-from nlp_transfer.tasks.classification import load_classifier
+from nlp_transfer.tasks.classification import build_classifier
 
 TEXTS = ["the cast was great", "a dull and tedious plot that was really quite boring", "superb"]
 
@@ -36,7 +36,7 @@ def classifier(tiny_models: dict, name: str) -> tuple[torch.nn.Module, object]:
     tok = catalog.load_tokenizer(resolved)
     assert tok.pad_token_id == tok.eos_token_id  # the decoder case: no pad token of its own
     torch.manual_seed(0)
-    return load_classifier(resolved.path, ["negative", "positive"], tok.pad_token_id, False).eval(), tok
+    return build_classifier(resolved.path, ["negative", "positive"], tok.pad_token_id, False).eval(), tok
 
 
 @pytest.mark.parametrize("name", ["gpt2", "llama"])

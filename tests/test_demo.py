@@ -185,7 +185,7 @@ def test_summariser_adapter_and_its_zero_shot_base_run_on_one_model(
     runs: Path, registry, tiny_models: dict
 ) -> None:
     from nlp_transfer.predict import load_predictor
-    from nlp_transfer.tasks.summarisation import load_zero_shot_summariser
+    from nlp_transfer.tasks.summary_model import load_zero_shot_summariser
 
     base = str(tiny_models["llama"])
     assert registry.base_models("summarisation") == [base]

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.distributed
+# A test pays for its module fixture's launch (each bounded at TIMEOUT_S by run_bounded) and the in-process baseline.
+pytestmark = [pytest.mark.distributed, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "dist_scripts" / "train_tiny.py"

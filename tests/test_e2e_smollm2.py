@@ -19,7 +19,7 @@ from nlp_transfer.pipeline import run
 from nlp_transfer.predict import load_predictor
 from nlp_transfer.train_config import TrainConfig
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # GGUF expansion + a real 135M decoder on CPU
 QUICK = [
     "--max_steps",
     "2",

@@ -12,12 +12,12 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 from conftest import tiny_config
 from nlp_transfer.methods import feature_cache
 from nlp_transfer.pipeline import run
-from nlp_transfer.tasks.classification import load_classifier
+from nlp_transfer.tasks.classification import build_classifier
 
 
 def test_cached_head_computes_the_models_own_logits(tiny_models: dict) -> None:
     torch.manual_seed(0)
-    model = load_classifier(str(tiny_models["bert"]), ["neg", "pos"], pad_token_id=0, trust_remote_code=False).eval()
+    model = build_classifier(str(tiny_models["bert"]), ["neg", "pos"], pad_token_id=0, trust_remote_code=False).eval()
     tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
     texts = ["a fine film", "dull and far too long for what it says", "great"]
     rows = [dict(tok(t), labels=i % 2) for i, t in enumerate(texts)]
@@ -36,8 +36,8 @@ def test_frozen_run_trains_on_cache_and_saves_the_whole_model(tiny_models: dict,
     metrics = run(cfg)
     assert metrics["train"]["feature_cache_s"] is not None
     assert metrics["train"]["tokens_per_s"] > 0 and metrics["test"]["examples"] == 48
-    saved = load_classifier(str(tmp_path / "cached"), ["neg", "pos"], pad_token_id=0, trust_remote_code=False)
-    start = load_classifier(str(tiny_models["bert"]), ["neg", "pos"], pad_token_id=0, trust_remote_code=False)
+    saved = build_classifier(str(tmp_path / "cached"), ["neg", "pos"], pad_token_id=0, trust_remote_code=False)
+    start = build_classifier(str(tiny_models["bert"]), ["neg", "pos"], pad_token_id=0, trust_remote_code=False)
     enc = dict(saved.base_model.encoder.named_parameters())
     assert all(torch.equal(p, enc[n]) for n, p in start.base_model.encoder.named_parameters())  # encoder untouched
     assert not torch.equal(saved.classifier.weight, start.classifier.weight)  # the head trained

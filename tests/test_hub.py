@@ -15,6 +15,7 @@ import pytest
 from hub_standin import HubStandin, make_output_dir
 from nlp_transfer.card import write_card
 from nlp_transfer.hub import HubError, download, push, select_files
+from nlp_transfer.rundir import EVENTS_FILE, EXPORT_TMP, LOCK_FILE, RunDir
 
 REPO = "tester/minilm-rt-lora"
 EXPECTED = {
@@ -70,9 +71,21 @@ def hub() -> Iterator[HubStandin]:
         standin.stop()
 
 
+STRAY_PICKLES = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin")
+
+
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    return make_output_dir(tmp_path / "run")
+    """An exported run plus what runs leave beside it locally: checkpoints/, logs/, events, lock, staging."""
+    out = make_output_dir(tmp_path / "run")
+    for name in (*STRAY_PICKLES, "notes.txt"):  # pickles refuse a push: tested on their own below
+        (out / name).unlink()
+    (out / LOCK_FILE).write_text("")
+    (out / EVENTS_FILE).write_text('{"step": 1}\n')
+    (out / EXPORT_TMP).mkdir()
+    (out / EXPORT_TMP / "model.safetensors").write_bytes(b"half-written")
+    (out / ".README.md.abc.tmp").write_text("half a card")
+    return out
 
 
 @pytest.fixture
@@ -105,14 +118,54 @@ def test_push_sends_exactly_the_allow_list(hub: HubStandin, run_dir: Path) -> No
     assert hub.calls("POST", r"/api/repos/create") and hub.calls("POST", rf"/api/models/{REPO}/commit/main")
 
 
-def test_push_with_checkpoints_and_full_model(hub: HubStandin, tmp_path: Path) -> None:
-    out = make_output_dir(tmp_path / "full", method="full", is_peft=False)
-    push(out, "tester/full", token=hub.token, endpoint=hub.endpoint, include_checkpoints=True, private=True)
+def test_full_model_push_leaves_checkpoints_and_logs(hub: HubStandin, tmp_path: Path) -> None:
+    """Even safetensors-only checkpoints and logs stay local: there is no option to upload them."""
+    out = make_output_dir(tmp_path / "full", method="full", is_peft=False, with_clutter=False)
+    (out / "checkpoints" / "step-100").mkdir(parents=True)
+    (out / "checkpoints" / "step-100" / "model.safetensors").write_bytes(b"weights")
+    (out / "logs").mkdir()
+    (out / "logs" / "events.out.tfevents.1.host").write_bytes(b"tensorboard")
+    push(out, "tester/full", token=hub.token, endpoint=hub.endpoint, private=True)
     remote = set(hub.files("tester/full"))
     assert {"config.json", "model.safetensors"} <= remote and "adapter_config.json" not in remote
-    assert {"checkpoints/step-100/optimizer.pt", "logs/events.out.tfevents.1.host"} <= remote
-    assert "optimizer.pt" not in remote and "notes.txt" not in remote
+    assert not any(f.startswith(("checkpoints/", "logs/")) for f in remote)
     assert hub.repos["tester/full"].private
+
+
+PICKLE_CASES = {
+    "adapter_model.bin instead of safetensors": "adapter_model.bin",
+    "stray torch file": "training_args.bin",
+    ".pt": "extra_head.pt",
+    ".pkl": "label_encoder.pkl",
+    ".pth": "rng_state.pth",
+    ".ckpt": "last.ckpt",
+    "pickle in a subfolder of the run": "extra/head.pt",
+}
+
+
+@pytest.mark.parametrize("case", list(PICKLE_CASES))
+def test_pickle_is_never_uploaded(case: str, hub: HubStandin, run_dir: Path) -> None:
+    """Issue 14: a run holding a pickle weight file is refused with one line and nothing is uploaded."""
+    name = PICKLE_CASES[case]
+    if case.startswith("adapter_model.bin"):
+        (run_dir / "adapter_model.safetensors").rename(run_dir / name)  # what PEFT writes without safetensors
+    else:
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_bytes(b"\x80\x04pickle")
+    before = tree_hash(run_dir)
+    with pytest.raises(HubError) as info:
+        push(run_dir, REPO, token=hub.token, endpoint=hub.endpoint)
+    message = str(info.value)
+    assert Path(name).name in message and "safetensors" in message and "\n" not in message
+    assert not hub.calls("POST", r"/commit/") and not hub.repos  # the stand-in received nothing
+    assert tree_hash(run_dir) == before
+
+
+def test_checkpoints_stay_local_by_default(hub: HubStandin, run_dir: Path) -> None:
+    """Accelerate's checkpoints hold pickles (optimizer.bin, random_states_0.pkl): not uploaded, not refused."""
+    assert (run_dir / "checkpoints" / "step-100" / "optimizer.pt").is_file()
+    push(run_dir, REPO, token=hub.token, endpoint=hub.endpoint)
+    assert not any(f.startswith(("checkpoints/", "logs/")) for f in hub.files(REPO))
 
 
 def test_download_returns_the_same_bytes(hub: HubStandin, run_dir: Path, tmp_path: Path) -> None:
@@ -122,6 +175,23 @@ def test_download_returns_the_same_bytes(hub: HubStandin, run_dir: Path, tmp_pat
     assert got == EXPECTED - {".gitattributes"}
     for name in got:
         assert (local / name).read_bytes() == (run_dir / name).read_bytes()
+
+
+def test_download_never_fetches_pickles_or_local_state(
+    hub: HubStandin, run_dir: Path, tmp_path: Path
+) -> None:
+    files = {f: (run_dir / f).read_bytes() for f in select_files(run_dir)}
+    extra = {
+        "pytorch_model.bin": b"x",
+        "head.pt": b"x",
+        "checkpoints/step-1/optimizer.bin": b"x",
+        "logs/a": b"x",
+    }
+    hub.add_repo("tester/mixed", {**files, **extra})
+    local = download("tester/mixed", token=hub.token, endpoint=hub.endpoint, cache_dir=tmp_path / "cache")
+    got = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+    assert got == set(files)
+    RunDir(local).require_safetensors()
 
 
 def test_push_to_a_new_branch_leaves_main_alone(hub: HubStandin, run_dir: Path, tmp_path: Path) -> None:
@@ -277,10 +347,16 @@ def test_offline_mode_is_named(hub: HubStandin, run_dir: Path, monkeypatch: pyte
         push(run_dir, REPO, token=hub.token, endpoint=hub.endpoint)
 
 
-def test_select_files_is_the_allow_list(run_dir: Path) -> None:
+def test_select_files_by_exclusion(run_dir: Path, tmp_path: Path) -> None:
+    """Whatever export or the user put in the run goes up; local state, dot-files and symlinks do not."""
     assert set(select_files(run_dir)) == EXPECTED - {".gitattributes", "README.md"}
-    with_extra = set(select_files(run_dir, include_checkpoints=True))
-    assert "checkpoints/step-100/optimizer.pt" in with_extra and "optimizer.pt" not in with_extra
+    (run_dir / "tokenizer.model.v9").write_bytes(b"a tokenizer file transformers invents next year")
+    (run_dir / "notes.txt").write_text("mine")
+    (tmp_path / "secret.txt").write_text("outside the run")
+    (run_dir / "link.txt").symlink_to(tmp_path / "secret.txt")
+    files = set(select_files(run_dir))
+    assert {"tokenizer.model.v9", "notes.txt"} <= files and "link.txt" not in files
+    assert not any(f.startswith((".", "checkpoints/", "logs/")) or f == EVENTS_FILE for f in files)
 
 
 def test_incomplete_run_is_refused_before_any_request(hub: HubStandin, run_dir: Path) -> None:

@@ -16,7 +16,8 @@ from nlp_transfer.errors import ConfigError
 from nlp_transfer.merge import merge_run
 from nlp_transfer.pipeline import run
 from nlp_transfer.predict import load_predictor
-from nlp_transfer.tasks.summariser import load_generator
+from nlp_transfer.rundir import FORMAT_VERSION, RunDir
+from nlp_transfer.tasks.summary_model import load_generator
 
 TEXTS = ["the cast was great and the film was really quite moving", "a dull and tedious plot", "superb"]
 
@@ -79,8 +80,12 @@ def test_merged_decoder_classifier_matches_the_adapter_head_included(
             test_split=None,
         )
     )
-    merged = load_predictor(str(merge_run(run_dir, tmp_path / "merged")))
-    adapter = load_predictor(str(run_dir))
+    merged_dir = merge_run(run_dir, tmp_path / "merged")
+    merged, adapter = load_predictor(str(merged_dir)), load_predictor(str(run_dir))
+    written = RunDir(merged_dir)  # a complete run: its card was rendered before the rename, not after
+    assert written.meta()["format_version"] == FORMAT_VERSION and not written.is_peft
+    assert "exported by nlp-transfer as a full model" in (written.card_text() or "")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging dir left
     torch.testing.assert_close(merged.logits(TEXTS), adapter.logits(TEXTS), atol=1e-5, rtol=1e-4)
     assert merged.model.config.pad_token_id == merged.tokenizer.pad_token_id
 

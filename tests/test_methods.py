@@ -9,14 +9,14 @@ import torch
 
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.methods import get_method
-from nlp_transfer.tasks.classification import load_classifier
+from nlp_transfer.tasks.classification import build_classifier
 
 METHODS = ["full", "top_k", "frozen", "lora", "dora", "ia3", "loha", "lokr"]
 
 
 def _model(path: Path) -> torch.nn.Module:
     torch.manual_seed(0)
-    return load_classifier(str(path), ["neg", "pos"], pad_token_id=1, trust_remote_code=False)
+    return build_classifier(str(path), ["neg", "pos"], pad_token_id=1, trust_remote_code=False)
 
 
 def _trainable(model: torch.nn.Module) -> set[str]:
@@ -94,7 +94,7 @@ def test_missing_target_modules_lists_real_ones(tiny_models: dict) -> None:
 def test_seed_fixes_lora_initialisation(tiny_models: dict) -> None:
     def lora_weights(seed: int) -> torch.Tensor:
         torch.manual_seed(seed)
-        model = load_classifier(str(tiny_models["bert"]), ["a", "b"], 0, False)
+        model = build_classifier(str(tiny_models["bert"]), ["a", "b"], 0, False)
         prepared = get_method("lora").prepare(model, {}, task="classification", lr=1e-3, weight_decay=0)
         return torch.cat([p.flatten() for n, p in prepared.model.named_parameters() if p.requires_grad])
 

@@ -18,6 +18,7 @@ def _run(args: list[str], cwd: Path = ROOT, timeout: int = 300) -> subprocess.Co
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.timeout(900)  # three subprocesses, each bounded at 300 s by _run
 def test_recipe_end_to_end_then_cli_predict_and_eval(
     tiny_models: dict, review_csv: Path, tmp_path: Path
 ) -> None:
@@ -78,6 +79,7 @@ def test_cli_lists_methods() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # above the recipe subprocess's own 1500 s limit
 def test_real_minilm_lora_end_to_end(tmp_path: Path) -> None:
     """The README's default recipe on the shipped MiniLM-L6 and Rotten Tomatoes, cut to a few minutes."""
     out = tmp_path / "rt"

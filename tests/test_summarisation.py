@@ -20,7 +20,8 @@ from nlp_transfer.pipeline import run
 from nlp_transfer.predict import load_predictor
 from nlp_transfer.tasks.generation import SummarisationCollator
 from nlp_transfer.tasks.prompts import PromptFormat, context_length, pick_style
-from nlp_transfer.tasks.summarisation import load_generator, load_zero_shot_summariser, pack
+from nlp_transfer.tasks.summarisation import pack
+from nlp_transfer.tasks.summary_model import load_generator, load_zero_shot_summariser
 
 DOC = "the film was a story and the cast was really quite brilliant and the plot was funny"
 SUMMARY = "the film was brilliant"

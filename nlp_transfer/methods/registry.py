@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from nlp_transfer.config import closest
 from nlp_transfer.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: the model card reads CARD_NOTES without importing torch
+    import torch
 
 
 @dataclass
@@ -29,11 +30,32 @@ class Method:
 
 
 _METHODS: dict[str, Method] = {}
+# "prefix:" -> factory(rest of the name) for open-ended families such as "peft:<PEFT type>". The modules
+# that define methods register themselves here, so this module imports none of them (no cycle).
+_FAMILIES: dict[str, Callable[[str], Method]] = {}
+# What the model card says each method did to the base model (completes "Method: ...").
+CARD_NOTES = {
+    "full": "full fine-tuning: every weight of the base model was updated",
+    "top_k": "partial fine-tuning: only the top layers and the task head were updated, the rest stayed frozen",
+    "frozen": "a frozen base model: only the task head on top of it was trained",
+    "lora": "LoRA: small low-rank matrices trained beside the frozen base weights",
+    "dora": "DoRA: LoRA whose updates are split into a learned magnitude and a direction",
+    "ia3": "(IA)³: learned vectors that rescale attention keys/values and feed-forward activations",
+    "prefix": "prefix tuning: trained key/value vectors prepended in every attention layer",
+    "prompt": "prompt tuning: trained soft-prompt embeddings in front of the input",
+    "adalora": "AdaLoRA: LoRA that reallocates its rank budget across layers during training",
+    "loha": "LoHa: low-rank Hadamard-product updates beside the frozen base weights",
+    "lokr": "LoKr: low-rank Kronecker-product updates beside the frozen base weights",
+}
 
 
 def register(method: Method) -> Method:
     _METHODS[method.name] = method
     return method
+
+
+def register_family(prefix: str, factory: Callable[[str], Method]) -> None:
+    _FAMILIES[prefix] = factory
 
 
 def available() -> dict[str, str]:
@@ -43,10 +65,9 @@ def available() -> dict[str, str]:
 def get_method(name: str) -> Method:
     if name in _METHODS:
         return _METHODS[name]
-    if name.startswith("peft:"):
-        from nlp_transfer.methods.peft_methods import generic_peft
-
-        return generic_peft(name.split(":", 1)[1])
+    for prefix, factory in _FAMILIES.items():
+        if name.startswith(prefix):
+            return factory(name[len(prefix) :])
     raise ConfigError(
         f"unknown method {name!r}{closest(name, list(_METHODS))} (methods: {', '.join(sorted(_METHODS))})"
     )

@@ -14,12 +14,14 @@ from transformers import AutoModelForSequenceClassification, DataCollatorWithPad
 from nlp_transfer.catalog import ResolvedModel
 from nlp_transfer.data import sources, validate
 from nlp_transfer.metrics.classification import classification_metrics
+from nlp_transfer.tasks.base import Task
 from nlp_transfer.train_config import TrainConfig
 
 
-def load_classifier(
+def build_classifier(
     path: str, labels: list[str], pad_token_id: int | None, trust_remote_code: bool
 ) -> torch.nn.Module:
+    """A base model with a fresh classification head, to train (predict.load_classifier reloads a run)."""
     model = AutoModelForSequenceClassification.from_pretrained(
         path,
         num_labels=len(labels),
@@ -34,16 +36,24 @@ def load_classifier(
     return model
 
 
-class ClassificationTask:
+class ClassificationTask(Task):
     name = "classification"
     peft_task = "classification"
-
-    # the frozen method may train the head on cached encoder features (methods/feature_cache.py)
-    feature_cache_ok = True
+    feature_cache_ok = True  # the frozen method may train the head on cached encoder features
 
     def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.labels: list[str] = []
+
+    @staticmethod
+    def model_class(meta: dict[str, Any]) -> tuple[type, dict[str, Any]]:
+        labels = meta["labels"]
+        kwargs = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {n: i for i, n in enumerate(labels)},
+        }
+        return AutoModelForSequenceClassification, kwargs
 
     def load_data(self) -> datasets.DatasetDict:
         cfg = self.cfg
@@ -64,7 +74,9 @@ class ClassificationTask:
         return data
 
     def build_model(self, resolved: ResolvedModel, tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
-        return load_classifier(resolved.path, self.labels, tokenizer.pad_token_id, self.cfg.trust_remote_code)
+        return build_classifier(
+            resolved.path, self.labels, tokenizer.pad_token_id, self.cfg.trust_remote_code
+        )
 
     def tokenize(
         self, data: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase

@@ -5,6 +5,13 @@ beam) and uses the KV cache, with a hard cap on new tokens. Decoder prompts are 
 every row's next token comes right after its own prompt (generate derives position ids from the
 attention mask, so absolute-position models like GPT-2 see the same positions as unpadded).
 Encoder inputs (T5, BART) are padded on the right, as the encoder was trained.
+
+Precision: a run trains under autocast (bf16 on most CPUs here), but `model.generate` bypasses the
+autocast that Accelerate wraps around a prepared model's forward. So generation enters the run's
+autocast itself: summaries are generated at the precision the run trains and is scored with, and an
+adapter run's frozen base, stored in bf16 (`cpu_speed.store_frozen_linears`), meets bf16 inputs
+instead of crashing on fp32 ones. Finished runs record that precision (`mixed_precision` in their
+metadata) so predictors loaded later generate the same way.
 """
 
 from __future__ import annotations
@@ -83,6 +90,22 @@ def greedy_config(
     return config
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast_dtype(model: torch.nn.Module, precision: str | None) -> torch.dtype | None:
+    """The dtype to generate under: the run's ("bf16"/"fp16"; "no", "fp32" or None mean none), else
+    the half dtype a linear layer is stored in, since such a model cannot run outside autocast."""
+    if precision in AUTOCAST_DTYPES:
+        return AUTOCAST_DTYPES[precision]
+    if precision not in (None, "no", "fp32"):
+        raise ValueError(f"precision must be bf16, fp16, fp32 or no, not {precision!r}")
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module.weight.dtype in AUTOCAST_DTYPES.values():
+            return module.weight.dtype
+    return None
+
+
 @torch.no_grad()
 def generate(
     model: Any,
@@ -90,15 +113,22 @@ def generate(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     max_new_tokens: int,
+    precision: str | None = None,
     **kwargs: Any,
 ) -> torch.Tensor:
-    """Only the new tokens, (batch, <= max_new_tokens), padded with the pad id after each row's eos."""
-    out = model.generate(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        generation_config=greedy_config(model, tokenizer, max_new_tokens),
-        **kwargs,
-    )
+    """Only the new tokens, (batch, <= max_new_tokens), padded with the pad id after each row's eos.
+
+    `precision`: the run's autocast ("bf16", "fp16"; "no"/None = fp32 unless the model stores half
+    weights), entered here because generate() runs outside the autocast around a prepared forward.
+    """
+    dtype = autocast_dtype(model, precision)
+    with torch.autocast(input_ids.device.type, dtype=dtype, enabled=dtype is not None):
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=greedy_config(model, tokenizer, max_new_tokens),
+            **kwargs,
+        )
     is_seq2seq = getattr(getattr(model, "config", None), "is_encoder_decoder", False)
     return out[:, 1:] if is_seq2seq else out[:, input_ids.shape[1] :]  # drop decoder_start / the prompt
 

@@ -19,7 +19,7 @@ from nlp_transfer.errors import ConfigError
 class TaskSpec:
     name: str  # the `task:` config value, written to nlp_transfer.json
     task_class: str  # "module:Class" of the task that trains it
-    predictor_loader: str  # "module:function(run, base) -> predictor" used by predict, the demo, the service
+    predictor_loader: str  # "module:function(run_dir, meta, base) -> predictor" used by predict, the demo, the service
     pipeline_tag: str  # Hugging Face Hub pipeline tag for the card
     phrase: str  # "a <phrase>" in the card's opening sentence
     auto_class: str  # transformers Auto class named in the card's usage section (decoder families)
@@ -82,9 +82,9 @@ def task_spec(name: str) -> TaskSpec:
     """The spec of a task name; an unknown name is one ConfigError with the closest known name."""
     try:
         return SPECS[name]
-    except KeyError:
+    except KeyError as e:
         known = list(SPECS)
-        raise ConfigError(f"unknown task {name!r}{closest(str(name), known)} (tasks: {', '.join(known)})") from None
+        raise ConfigError(f"unknown task {name!r}{closest(str(name), known)} (tasks: {', '.join(known)})") from e
 
 
 def load_object(path: str) -> Any:

@@ -30,14 +30,15 @@ from transformers import PreTrainedTokenizerBase
 from nlp_transfer.catalog import ResolvedModel
 from nlp_transfer.data import sources, validate
 from nlp_transfer.errors import ConfigError
+from nlp_transfer.rundir import SAMPLES_FILE
 from nlp_transfer.tasks import generation
+from nlp_transfer.tasks.base import Task
 from nlp_transfer.tasks.generation import IGNORE, SummarisationCollator
 from nlp_transfer.tasks.prompts import PromptFormat, context_length, pick_style
-from nlp_transfer.tasks.summariser import (  # noqa: F401  (the public API predict.py imports from here)
-    SummariserPredictor,
+from nlp_transfer.tasks.summary_model import (
+    generator_class,
     load_generator,
-    load_summariser,
-    load_zero_shot_summariser,
+    load_zero_shot_summariser,  # noqa: F401  (old import path of demo/registry.py)
 )
 from nlp_transfer.train_config import TrainConfig
 
@@ -68,7 +69,7 @@ def pack(rows: list[dict[str, list[int]]], max_tokens: int) -> list[dict[str, li
     return packed
 
 
-class SummarisationTask:
+class SummarisationTask(Task):
     name = "summarisation"
     peft_task = "causal_lm"  # "seq2seq_lm" once build_model sees an encoder-decoder
 
@@ -80,12 +81,17 @@ class SummarisationTask:
             raise ConfigError(
                 "metric_for_best is a ROUGE score but eval_generate_samples is 0; use metric_for_best: loss"
             )
-        self.cfg = cfg
+        super().__init__(cfg)
         self.references: dict[str, list[str]] = {}
         self.documents: dict[str, list[str]] = {}
         self.zero_shot: Scored | None = None
         self.test: Scored | None = None
         self.family = "decoder"
+        self.precision = "no"  # the run's autocast, set at the first evaluation; predictors generate under it
+
+    @staticmethod
+    def model_class(meta: dict[str, Any]) -> tuple[type, dict[str, Any]]:
+        return generator_class(meta.get("family", "decoder")), {}
 
     def load_data(self) -> datasets.DatasetDict:
         cfg = self.cfg
@@ -178,6 +184,7 @@ class SummarisationTask:
         self, accelerator: Accelerator, model: torch.nn.Module, loader: Any, split: str, cap: int | None
     ) -> Scored:
         max_new, eos = self.cfg.max_new_tokens, self.prompt.tokenizer.eos_token_id
+        self.precision = accelerator.mixed_precision  # generate() runs outside the forward's autocast
         pad_id = self.prompt.tokenizer.pad_token_id
         unwrapped = accelerator.unwrap_model(model)  # generate() lives on the model, not the DDP wrapper
         ids, sums, counts, tokens, wanted, capped = [], [], [], [], [], []
@@ -192,7 +199,9 @@ class SummarisationTask:
                 hit = torch.zeros_like(want)
                 if self._any_rank(accelerator, want):  # the whole batch: sharded models need every rank
                     t0 = time.perf_counter()
-                    out = generation.generate(unwrapped, self.prompt.tokenizer, gen_ids, gen_mask, max_new)
+                    out = generation.generate(
+                        unwrapped, self.prompt.tokenizer, gen_ids, gen_mask, max_new, self.precision
+                    )
                     gen_time += time.perf_counter() - t0
                     new[:, : out.shape[1]] = out
                     hit = generation.hit_cap(out, eos, max_new).to(hit.device)
@@ -283,7 +292,7 @@ class SummarisationTask:
                     self._rouge_l(self.zero_shot, i),
                 )
             lines.append(json.dumps(sample, ensure_ascii=False))
-        return {"samples.jsonl": "\n".join(lines) + "\n"}
+        return {SAMPLES_FILE: "\n".join(lines) + "\n"}
 
     @staticmethod
     def _rouge_l(scored: Scored, example_id: int) -> float | None:
@@ -301,4 +310,5 @@ class SummarisationTask:
             **self.prompt.metadata(),
             "max_source_tokens": cfg.max_source_tokens,
             "max_new_tokens": cfg.max_new_tokens,
+            "mixed_precision": self.precision,
         }

@@ -15,6 +15,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration
 
+from nlp_transfer.rundir import LOGS_DIR
 from nlp_transfer.train_config import TrainConfig
 from nlp_transfer.training import distributed, precision
 
@@ -43,7 +44,7 @@ def make_accelerator(cfg: TrainConfig, output_dir: Path) -> Accelerator:
         mixed_precision=precision.resolve(cfg.precision, cpu=on_cpu),
         gradient_accumulation_steps=cfg.grad_accum,
         log_with=None if cfg.report_to == "none" else cfg.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / LOGS_DIR)),
         kwargs_handlers=handlers,
     )
     distributed.check_launch(accelerator, cfg.grad_accum)

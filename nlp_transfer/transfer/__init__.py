@@ -13,10 +13,11 @@ model wrapper (plus, where it needs them, a sampler or an extra data stream) han
 - report.py, report_render.py: pretrained vs scratch over label budgets, negative-transfer and
   overfitting flags; Markdown table and PNG curve
 - tracked.py, study.py: budget-limited classification runs that also track train/test per evaluation
-- datasets.py: datasets derived from the shipped ones (subjectivity, a typo-shifted target domain)
+- derived_datasets.py: datasets derived from the shipped ones (subjectivity, a typo-shifted target domain)
 - common.py: TrainConfig-backed recipe configs, run clean-up, statistics, head-feature capture
 
-Pipeline hooks used (all optional, see pipeline.run): a task object passed to `run(cfg, task=...)`,
-`task.wrap_prepared(prepared)` after the method prepared the model, `task.train_sampler(train)`,
-and `init: scratch` in TrainConfig for the random-init baseline.
+Pipeline hooks used (no-ops in `tasks.base.Task`, which every task here inherits): a task object
+passed to `run(cfg, task=...)`, `task.wrap_prepared(prepared)` after the method prepared the model,
+`task.train_sampler(train)`, `task.before_training(...)`, and `init: scratch` in TrainConfig for the
+random-init baseline.
 """

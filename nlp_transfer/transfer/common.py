@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from nlp_transfer.config import from_dict
+from nlp_transfer.rundir import CHECKPOINTS_DIR
 from nlp_transfer.train_config import TrainConfig
 
 
@@ -29,7 +30,7 @@ def train_config(base: dict[str, Any], where: str = "train", **overrides: Any) -
 def drop_weights(run_dir: str | Path) -> None:
     """Delete the weights and checkpoints of a finished study run (metrics, config and card stay)."""
     run_dir = Path(run_dir)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    shutil.rmtree(run_dir / CHECKPOINTS_DIR, ignore_errors=True)
     for path in run_dir.glob("*.safetensors"):
         path.unlink()
 
@@ -82,8 +83,6 @@ class HeadInput:
 
 def recipe_main(config_cls: type, study: Any, argv: list[str]) -> int:
     """CLI shell of a transfer recipe: parse the config (YAML + flags), run, print; one-line errors."""
-    import sys
-
     from nlp_transfer import log
     from nlp_transfer.config import parse_config
     from nlp_transfer.errors import NLPTransferError
@@ -93,6 +92,5 @@ def recipe_main(config_cls: type, study: Any, argv: list[str]) -> int:
         cfg = parse_config(config_cls, argv)
         print(study(cfg))
     except NLPTransferError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return log.report_error(e)
     return 0

@@ -31,12 +31,14 @@ from transformers import (
     DataCollatorForLanguageModeling,
 )
 
-from nlp_transfer import catalog, export
+from nlp_transfer import catalog
 from nlp_transfer.config import opt
 from nlp_transfer.data.sources import ensure_splits
 from nlp_transfer.errors import ConfigError, DataError
+from nlp_transfer.rundir import RunDir
+from nlp_transfer.tasks.base import Task
 from nlp_transfer.train_config import TrainConfig
-from nlp_transfer.transfer import datasets as derived
+from nlp_transfer.transfer import derived_datasets as derived
 
 logger = logging.getLogger(__name__)
 OBJECTIVES = ("auto", "mlm", "clm")
@@ -73,12 +75,13 @@ def load_text(name: str, seed: int) -> datasets.DatasetDict:
     return derived.load(name, seed)
 
 
-class LanguageModelingTask:
-    """The Task contract for masked-/causal-LM training on a text column."""
+class LanguageModelingTask(Task):
+    """Masked-/causal-LM training on a text column (its runs are reloaded by `load_trained_lm`)."""
 
     def __init__(self, cfg: TrainConfig, pre: Pretraining):
         pre.validate()
-        self.cfg, self.pre = cfg, pre
+        super().__init__(cfg)
+        self.pre = pre
         self.objective = pre.objective
         self.name = self.peft_task = {"mlm": "masked_lm", "clm": "causal_lm"}.get(pre.objective, "masked_lm")
         self.fresh_head: list[str] = []
@@ -153,7 +156,9 @@ class LanguageModelingTask:
 
 def load_trained_lm(run_dir: Path) -> torch.nn.Module:
     """The pretrained-further LM of a finished run, adapters merged into the weights."""
-    meta = export.read_meta(run_dir)
+    run = RunDir(run_dir)
+    run.require_safetensors()  # PEFT and transformers fall back to pickle files when safetensors are missing
+    meta = run.meta()
     auto = AutoModelForMaskedLM if meta["task"] == "masked_lm" else AutoModelForCausalLM
     if not meta.get("is_peft"):
         return auto.from_pretrained(run_dir, use_safetensors=True)
@@ -170,7 +175,7 @@ def export_base(run_dir: str | Path, out_dir: str | Path) -> Path:
     lacks) is copied over, so the only difference from the original is the adapted encoder.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    meta = export.read_meta(run_dir)
+    meta = RunDir(run_dir).meta()
     lm = load_trained_lm(run_dir)
     if meta["task"] == "causal_lm":
         lm.save_pretrained(out_dir)

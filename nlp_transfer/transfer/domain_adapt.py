@@ -37,7 +37,7 @@ from nlp_transfer.methods.registry import Prepared, decay_groups
 from nlp_transfer.tasks.classification import ClassificationTask
 from nlp_transfer.train_config import TrainConfig
 from nlp_transfer.training.loop import total_steps
-from nlp_transfer.transfer import datasets as derived
+from nlp_transfer.transfer import derived_datasets as derived
 from nlp_transfer.transfer.common import HeadInput
 from nlp_transfer.transfer.grl import SCHEDULES, DomainClassifier, schedule
 from nlp_transfer.transfer.mmd import mmd2

@@ -33,6 +33,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.metrics.classification import classification_metrics
+from nlp_transfer.tasks.base import Task
 from nlp_transfer.train_config import TrainConfig
 from nlp_transfer.transfer.common import train_config
 from nlp_transfer.transfer.tracked import load_classification
@@ -173,8 +174,8 @@ def load_task_model(run_dir: str | Path, task: str) -> TaskClassifier:
     return TaskClassifier(model.eval(), task)
 
 
-class MultiTaskTask:
-    """The Task contract for several classification datasets at once."""
+class MultiTaskTask(Task):
+    """Several classification datasets at once: one encoder, one head per task, task-pure batches."""
 
     name = "multitask_classification"
     peft_task = "features"
@@ -186,7 +187,8 @@ class MultiTaskTask:
         if cfg.method not in ("full", "top_k", "frozen"):
             raise ConfigError(f"multi-task supports methods full, top_k and frozen, not {cfg.method!r}")
         mixing_weights([1] * len(tasks), sampling, temperature)  # validate early
-        self.cfg, self.task_specs, self.sampling, self.temperature, self.pooling = cfg, tasks, sampling, temperature, pooling
+        super().__init__(cfg)
+        self.task_specs, self.sampling, self.temperature, self.pooling = tasks, sampling, temperature, pooling
         self.labels: dict[str, list[str]] = {}
         self.sizes: dict[str, int] = {}
 

@@ -8,7 +8,7 @@ methods honestly at small label budgets:
   examples, so the run's history shows the train-validation gap (overfitting) and what early
   stopping / best-weight selection bought on test, without a second run. Selection still uses
   validation only; the run's final test score is always on the whole test split.
-It also reads the derived datasets of `transfer.datasets` (rt_subjectivity, rt_typos).
+It also reads the derived datasets of `transfer.derived_datasets` (rt_subjectivity, rt_typos).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nlp_transfer.data.sources import ensure_splits, select_splits
 from nlp_transfer.errors import DataError
 from nlp_transfer.tasks.classification import ClassificationTask
 from nlp_transfer.train_config import TrainConfig
-from nlp_transfer.transfer import datasets as derived
+from nlp_transfer.transfer import derived_datasets as derived
 
 
 def load_classification(cfg: TrainConfig, dataset: str | None = None) -> tuple[datasets.DatasetDict, list[str]]:

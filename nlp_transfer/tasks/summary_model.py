@@ -1,7 +1,8 @@
-"""Summarise with a finished run, or with an untuned base model through the very same prompt.
+"""The summarisation model: the class that generates (`generator_class`, `load_generator` for training),
+and summarising with a finished run or with an untuned base model through the very same prompt.
 
-`SummariserPredictor` is what `nlp_transfer.predict.load_predictor` returns for summarisation runs and
-what the demo builds on: `summarise` for batches, `stream` for token-by-token display. The zero-shot
+`SummariserPredictor` is what `load_summariser` (the summarisation task's predictor loader in
+tasks/spec.py, called by `nlp_transfer.predict.load_predictor`) returns, and what the demo builds on: `summarise` for batches, `stream` for token-by-token display. The zero-shot
 predictor exists so that a demo (or a user) can put tuned and untuned side by side fairly.
 """
 
@@ -65,7 +66,9 @@ class SummariserPredictor:
         for i in range(0, len(texts), batch_size):
             ids, mask = self._inputs(texts[i : i + batch_size], max_new_tokens)
             with self._lock:
-                new = generation.generate(self.model, self.tokenizer, ids, mask, max_new_tokens)
+                new = generation.generate(
+                    self.model, self.tokenizer, ids, mask, max_new_tokens, self.meta.get("mixed_precision")
+                )
             out += [self.prompt.decode(row) for row in new]
         return out
 
@@ -79,8 +82,9 @@ class SummariserPredictor:
             with self._lock:
                 try:
                     generation.generate(
-                        self.model, self.tokenizer, ids, mask, max_new_tokens, streamer=streamer
-                    )
+                        self.model, self.tokenizer, ids, mask, max_new_tokens,
+                        self.meta.get("mixed_precision"), streamer=streamer,
+                    )  # fmt: skip
                 except BaseException as e:  # surface it in the caller's thread, after the stream ends
                     errors.append(e)
                     streamer.end()
@@ -118,9 +122,10 @@ def load_summariser(run_dir: Path, meta: dict[str, Any], base: str | None = None
 
 
 def load_zero_shot_summariser(
-    model_name: str, max_source_tokens: int = 480, trust_remote_code: bool = False
+    model_name: str, max_source_tokens: int = 480, trust_remote_code: bool = False, precision: str = "no"
 ) -> SummariserPredictor:
-    """An untuned base model (built-in name, directory or Hub id) behind the prompt the runs train with."""
+    """An untuned base model (built-in name, directory or Hub id) behind the prompt the runs train with;
+    `precision` ("bf16", "fp16", "no"): generate under the autocast of the runs it is compared with."""
     resolved = catalog.resolve_model(model_name, trust_remote_code=trust_remote_code)
     tokenizer = catalog.load_tokenizer(resolved, trust_remote_code=trust_remote_code)
     prompt = PromptFormat(tokenizer, pick_style(tokenizer, resolved.family))
@@ -130,6 +135,7 @@ def load_zero_shot_summariser(
         "base_model": model_name,
         "zero_shot": True,
         "family": resolved.family,
+        "mixed_precision": precision,
         **prompt.metadata(),
     }
     return SummariserPredictor(model, tokenizer, prompt, meta, max_source_tokens)

@@ -1,0 +1,1 @@
+"""Service tests (a package, so that its conftest does not shadow tests/conftest.py as `conftest`)."""
