@@ -197,6 +197,7 @@ class Stages:
             cfg.bf16_weights
             and self.cache_s is None
             and not prepared.is_peft
+            and self.task.compute_copy_ok
             and accelerator.mixed_precision == "bf16"
             and accelerator.distributed_type == DistributedType.NO
             and accelerator.device.type == "cpu"

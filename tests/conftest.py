@@ -169,6 +169,22 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module (use with `pytestmark = pytest.mark.usefixtures("one_thread")`).
+
+    Tiny models gain nothing from a second thread, and on a busy 2-core machine an OpenMP thread that
+    waits for a descheduled partner makes every op ~10x slower. Tests that compare an in-process run
+    with a subprocess also need the same thread count on both sides for bit-identical sums.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def review_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """train.csv / validation.csv / test.csv of synthetic reviews (labels as strings)."""

@@ -7,7 +7,6 @@ GPT-2 and SmolLM2), and that the toolkit trains and reloads such a classifier wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,7 @@ from nlp_transfer.tasks.classification import build_classifier
 TEXTS = ["the cast was great", "a dull and tedious plot that was really quite boring", "superb"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models: a second thread only adds OpenMP waiting on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def classifier(tiny_models: dict, name: str) -> tuple[torch.nn.Module, object]:

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,13 +32,7 @@ STEPS, SAVE_EVERY, BATCH = 150, 10, 4  # 48 batches an epoch: no checkpoint fall
 QUALITY = ("accuracy", "macro_f1", "loss", "per_class", "confusion_matrix", "examples")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Same thread count in and out of process: bit-identical sums, and no OpenMP waits on 2 busy cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def recipe_args(tiny_models: dict, review_csv: Path, out: Path) -> list[str]:

@@ -12,12 +12,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from conftest import FILLER, NEGATIVE, POSITIVE, tiny_config
 from nlp_transfer.pipeline import run
@@ -25,13 +23,7 @@ from nlp_transfer.pipeline import run
 KEYWORDS = POSITIVE + NEGATIVE  # 16 words: a blind guess copies the right one 1 time in 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models: a second thread only adds OpenMP waiting on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def keyword_data(

@@ -12,7 +12,6 @@ the head or the adapter, since both reloads would lose it alike.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,7 @@ from nlp_transfer.pipeline import run
 from nlp_transfer.predict import load_predictor
 from nlp_transfer.tasks import get_task
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models: a second thread only adds OpenMP waiting on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def recording(task_name: str, cfg: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -53,14 +52,7 @@ def summary_config(model_dir: Path, data: Path, out: Path, **overrides):
     return tiny_config(model_dir, data, out, **{**base, **overrides})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from a second thread, and on a busy 2-core machine an OpenMP thread
-    that waits for a descheduled partner makes every op ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -195,3 +195,14 @@ def test_corrupt_checkpoint_is_named_on_resume(tiny_models: dict, review_csv: Pa
                 resume=True,
             )
         )
+
+
+def test_runs_of_different_precision_in_one_process(tiny_models: dict, review_csv: Path, tmp_path: Path) -> None:
+    """A notebook or a study may run fp32 and then bf16 in one process; Accelerate's process-wide
+    state would refuse the second run unless a lone process starts afresh."""
+    from accelerate.state import AcceleratorState
+
+    run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "fp32", max_steps=2, precision="fp32"))
+    assert AcceleratorState().mixed_precision == "no"
+    metrics = run(tiny_config(tiny_models["bert"], review_csv, tmp_path / "bf16", max_steps=2, precision="bf16"))
+    assert metrics["train"]["mixed_precision"] == "bf16"

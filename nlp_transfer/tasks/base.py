@@ -31,11 +31,15 @@ class Task:
     - `feature_cache_ok`: the frozen method may train the head on cached encoder features
       (methods/feature_cache.py); only for tasks whose evaluation feeds the model nothing but its
       validation/test loaders.
+    - `compute_copy_ok`: full fine-tuning under bf16 on one CPU may run a bf16 copy of the model
+      (training/bf16_weights.py); off for tasks whose model wrapper keeps state that must stay in the
+      trained model (buffers, running statistics, an iterator).
     """
 
     name: str = ""
     peft_task: str = ""
     feature_cache_ok: bool = False
+    compute_copy_ok: bool = True
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg

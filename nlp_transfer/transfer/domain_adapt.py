@@ -153,6 +153,10 @@ class DomainAdaptModel(nn.Module):
 class DomainAdaptTask(TrackedTask):
     """Classification on the source dataset, adapted towards an unlabelled target, scored on both."""
 
+    # DomainAdaptModel counts its calls in a buffer (the lambda schedule, saved in checkpoints), keeps
+    # running statistics and a target-batch iterator: a bf16 copy would train those in the copy.
+    compute_copy_ok = False
+
     def __init__(self, cfg: TrainConfig, da: DomainAdaptation):
         super().__init__(cfg, track=False)
         da.validate()
