@@ -11,15 +11,14 @@ the head or the adapter, since both reloads would lose it alike.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import torch
+from test_summarisation import write_summary_data
 
-from conftest import FILLER, POSITIVE, tiny_config
+from conftest import tiny_config
 from nlp_transfer.pipeline import run
 from nlp_transfer.predict import load_predictor
 from nlp_transfer.tasks import get_task
@@ -82,24 +81,10 @@ def test_lora_classifier_reloads_to_the_trained_in_memory_logits(
     assert_reload_matches_memory(out, task)
 
 
-def summary_data(root: Path) -> Path:
-    """train/validation/test.jsonl: filler text hiding one keyword; the summary names it."""
-    rng = random.Random(0)
-    root.mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", 24), ("validation", 6), ("test", 6)):
-        rows = []
-        for _ in range(n):
-            word = rng.choice(POSITIVE)
-            doc = rng.choices(FILLER, k=rng.randint(15, 40)) + [word] + rng.choices(FILLER, k=8)
-            rows.append({"document": " ".join(doc), "summary": f"the film was {word}"})
-        pd.DataFrame(rows).to_json(root / f"{split}.jsonl", orient="records", lines=True)
-    return root
-
-
 def test_lora_summariser_reloads_to_the_trained_in_memory_logits(tiny_models: dict, tmp_path: Path) -> None:
     out = tmp_path / "summariser"
     cfg = tiny_config(
-        tiny_models["llama"], summary_data(tmp_path / "data"), out, task="summarisation", text_column="document",
+        tiny_models["llama"], write_summary_data(tmp_path / "data"), out, task="summarisation", text_column="document",
         method="lora", method_args={"r": 4}, lr=1e-2, max_steps=6, batch_size=8, eval_batch_size=4,
         max_source_tokens=48, max_target_tokens=12, max_new_tokens=6, eval_zero_shot=False, eval_generate_samples=2,
     )  # fmt: skip
